@@ -1,0 +1,403 @@
+// Package config loads radgate's settings. Precedence, lowest first:
+// built-in defaults < config file (YAML) < environment (RADGATE_*) <
+// command-line flags. Every setting is declared once, in settings(), with
+// its key, default and help; the file, the environment, the flags and the
+// documentation are all derived from that table.
+//
+// Keys are lower case with underscores (dimse_max_associations); in the
+// file, nesting is allowed and joined with "_" (dimse: {max_associations: 8}),
+// in the environment they are upper case with the RADGATE_ prefix.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalid wraps every validation error.
+var ErrInvalid = errors.New("config: invalid setting")
+
+// EnvPrefix starts every environment variable radgate reads.
+const EnvPrefix = "RADGATE_"
+
+// Config is the validated set of settings.
+type Config struct {
+	DataDir   string
+	AETitle   string
+	DIMSEAddr string
+	HTTPAddr  string
+	LogLevel  string
+	LogFormat string
+
+	DIMSEMaxPDU          uint32
+	DIMSEMaxAssociations int
+	DIMSEARTIM           time.Duration
+	DIMSEIdleTimeout     time.Duration
+	DIMSEAllowedCalling  []string
+	DIMSEAllowedPeers    []netip.Prefix
+	DIMSEAnyCalledAE     bool
+
+	MinFreeDisk      int64
+	MaxInstanceBytes int64
+	Duplicates       string
+	ShutdownGrace    time.Duration
+	PyroscopeURL     string
+}
+
+// Setting describes one configurable value.
+type Setting struct {
+	Key     string // lower_snake
+	Default string
+	Help    string
+	set     func(c *Config, v string) error
+}
+
+// Env is the environment variable name of the setting.
+func (s Setting) Env() string { return EnvPrefix + strings.ToUpper(s.Key) }
+
+// Flag is the command-line flag name of the setting.
+func (s Setting) Flag() string { return strings.ReplaceAll(s.Key, "_", "-") }
+
+// Settings lists every setting, in documentation order.
+func Settings() []Setting {
+	return []Setting{
+		{"data_dir", "./var", "folder for blobs, the index and the audit trail", func(c *Config, v string) error {
+			c.DataDir = v
+			return nonEmpty(v)
+		}},
+		{"ae_title", "RADGATE", "our DICOM AE title (1-16 characters, no backslash or control characters)", func(c *Config, v string) error {
+			c.AETitle = v
+			return aeTitle(v)
+		}},
+		{"dimse_addr", ":11112", "DIMSE (DICOM upper layer) listen address", func(c *Config, v string) error {
+			c.DIMSEAddr = v
+			return hostPort(v)
+		}},
+		{"http_addr", ":8080", "HTTP listen address: /healthz, /readyz, /metrics", func(c *Config, v string) error {
+			c.HTTPAddr = v
+			return hostPort(v)
+		}},
+		{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error {
+			c.LogLevel = v
+			return oneOf(v, "debug", "info", "warn", "error")
+		}},
+		{"log_format", "text", "text or json", func(c *Config, v string) error {
+			c.LogFormat = v
+			return oneOf(v, "text", "json")
+		}},
+		{"dimse_max_pdu", "4MiB", "largest P-DATA-TF PDU we accept (advertised in A-ASSOCIATE)", func(c *Config, v string) error {
+			n, err := ParseBytes(v)
+			if err == nil && (n < 4096 || n > 1<<32-1) {
+				err = fmt.Errorf("%d is outside 4KiB to 4GiB", n)
+			}
+			c.DIMSEMaxPDU = uint32(n)
+			return err
+		}},
+		{"dimse_max_associations", "64", "concurrent associations; more are rejected with local-limit-exceeded", func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err == nil && n < 1 {
+				err = errors.New("must be at least 1")
+			}
+			c.DIMSEMaxAssociations = n
+			return err
+		}},
+		{"dimse_artim", "30s", "ARTIM timer: wait for A-ASSOCIATE-RQ after connect, and for close after release or abort", func(c *Config, v string) (err error) {
+			c.DIMSEARTIM, err = positiveDuration(v)
+			return err
+		}},
+		{"dimse_idle_timeout", "5m", "abort an established association silent this long", func(c *Config, v string) (err error) {
+			c.DIMSEIdleTimeout, err = positiveDuration(v)
+			return err
+		}},
+		{"dimse_allowed_calling", "", "comma list of calling AE titles allowed to associate (empty: any)", func(c *Config, v string) error {
+			c.DIMSEAllowedCalling = list(v)
+			for _, ae := range c.DIMSEAllowedCalling {
+				if err := aeTitle(ae); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"dimse_allowed_peers", "", "comma list of addresses or CIDR prefixes allowed to connect (empty: any)", func(c *Config, v string) error {
+			c.DIMSEAllowedPeers = nil
+			for _, s := range list(v) {
+				p, err := parsePrefix(s)
+				if err != nil {
+					return err
+				}
+				c.DIMSEAllowedPeers = append(c.DIMSEAllowedPeers, p)
+			}
+			return nil
+		}},
+		{"dimse_any_called_ae", "false", "accept associations whatever Called AE Title they name", func(c *Config, v string) (err error) {
+			c.DIMSEAnyCalledAE, err = strconv.ParseBool(v)
+			return err
+		}},
+		{"min_free_disk", "1GiB", "refuse instances (status A700 out of resources) when the data folder's free space falls below this", func(c *Config, v string) (err error) {
+			c.MinFreeDisk, err = ParseBytes(v)
+			return err
+		}},
+		{"max_instance_size", "0", "largest instance accepted (0: no limit)", func(c *Config, v string) (err error) {
+			c.MaxInstanceBytes, err = ParseBytes(v)
+			return err
+		}},
+		{"duplicates", "keep-first", "same SOP Instance UID with different content: keep-first (answer a warning), replace, or reject", func(c *Config, v string) error {
+			c.Duplicates = v
+			return oneOf(v, "keep-first", "replace", "reject")
+		}},
+		{"shutdown_grace", "30s", "on SIGTERM, how long in-flight associations may finish before they are aborted", func(c *Config, v string) (err error) {
+			c.ShutdownGrace, err = positiveDuration(v)
+			return err
+		}},
+		{"pyroscope_url", "", "Pyroscope server URL for continuous profiling (empty: off)", func(c *Config, v string) error {
+			c.PyroscopeURL = v
+			if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+				return errors.New("must be an http(s) URL")
+			}
+			return nil
+		}},
+	}
+}
+
+// loader collects values from the sources in precedence order.
+type loader struct {
+	values map[string]string // key → raw value
+	origin map[string]string // key → where the value came from
+}
+
+// Load builds the configuration: defaults, then the file (if path is not
+// empty), then the environment, then the flags set on fs (registered with
+// RegisterFlags). Any bad value is an error naming the setting and its
+// source.
+func Load(path string, environ []string, fs *flag.FlagSet) (*Config, error) {
+	l := &loader{values: map[string]string{}, origin: map[string]string{}}
+	for _, s := range Settings() {
+		l.values[s.Key], l.origin[s.Key] = s.Default, "default"
+	}
+	if path != "" {
+		if err := l.file(path); err != nil {
+			return nil, err
+		}
+	}
+	if err := l.env(environ); err != nil {
+		return nil, err
+	}
+	if fs != nil {
+		fs.Visit(func(f *flag.Flag) {
+			key := strings.ReplaceAll(f.Name, "-", "_")
+			if _, ok := l.values[key]; ok {
+				l.values[key], l.origin[key] = f.Value.String(), "flag --"+f.Name
+			}
+		})
+	}
+	c := &Config{}
+	var errs []error
+	for _, s := range Settings() {
+		if err := s.set(c, l.values[s.Key]); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s=%q (from %s): %v", ErrInvalid, s.Key, l.values[s.Key], l.origin[s.Key], err))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// RegisterFlags adds one flag per setting to fs. Their values are read by
+// Load only when set on the command line.
+func RegisterFlags(fs *flag.FlagSet) {
+	for _, s := range Settings() {
+		fs.String(s.Flag(), s.Default, s.Help+" (env "+s.Env()+")")
+	}
+}
+
+func (l *loader) file(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	flat := map[string]string{}
+	if err := flatten("", doc, flat); err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	var unknown []string
+	for k, v := range flat {
+		if _, ok := l.values[k]; !ok {
+			unknown = append(unknown, k)
+			continue
+		}
+		l.values[k], l.origin[k] = v, "file "+path
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("%w: %s: unknown settings %s", ErrInvalid, path, strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+// flatten joins nested keys with "_" and renders scalar values as strings;
+// lists become comma lists.
+func flatten(prefix string, m map[string]any, out map[string]string) error {
+	for k, v := range m {
+		key := strings.ToLower(k)
+		if prefix != "" {
+			key = prefix + "_" + key
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			if err := flatten(key, v, out); err != nil {
+				return err
+			}
+		case []any:
+			parts := make([]string, len(v))
+			for i, e := range v {
+				parts[i] = fmt.Sprint(e)
+			}
+			out[key] = strings.Join(parts, ",")
+		case nil:
+			out[key] = ""
+		default:
+			out[key] = fmt.Sprint(v)
+		}
+	}
+	return nil
+}
+
+func (l *loader) env(environ []string) error {
+	byEnv := map[string]string{}
+	for _, s := range Settings() {
+		byEnv[s.Env()] = s.Key
+	}
+	for _, kv := range environ {
+		name, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, EnvPrefix) {
+			continue
+		}
+		if key, known := byEnv[name]; known {
+			l.values[key], l.origin[key] = v, "env "+name
+		}
+	}
+	return nil
+}
+
+// UnknownEnv lists RADGATE_* variables that name no setting (likely typos,
+// or settings of a later version); the caller logs them.
+func UnknownEnv(environ []string) []string {
+	known := map[string]bool{}
+	for _, s := range Settings() {
+		known[s.Env()] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix) && !known[name] {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func nonEmpty(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+// aeTitle validates an AE title (PS3.5 6.2, VR AE): 1–16 characters of the
+// default repertoire, no backslash, no control characters, not all spaces.
+func aeTitle(v string) error {
+	if strings.TrimSpace(v) == "" || len(v) > 16 {
+		return errors.New("must be 1 to 16 characters")
+	}
+	for _, r := range v {
+		if r < 0x20 || r > 0x7e || r == '\\' {
+			return fmt.Errorf("character %q is not allowed in an AE title", r)
+		}
+	}
+	if v != strings.TrimSpace(v) {
+		return errors.New("leading or trailing spaces are not significant; remove them")
+	}
+	return nil
+}
+
+func hostPort(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+func oneOf(v string, allowed ...string) error {
+	if slices.Contains(allowed, v) {
+		return nil
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err == nil && d <= 0 {
+		err = errors.New("must be positive")
+	}
+	return d, err
+}
+
+func list(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// ParseBytes parses a size such as 4096, 512KiB, 4MiB, 1GiB, 2GB.
+func ParseBytes(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size (e.g. 4096, 512KiB, 4MiB, 1GiB)", v)
+	}
+	return n * mult, nil
+}

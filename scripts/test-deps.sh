@@ -1,0 +1,73 @@
+#!/bin/sh
+# test-deps.sh — make sure the real peers the test suite talks to are installed.
+#
+# Checks for DCMTK, dicom3tools, Orthanc with its DICOMweb plugin, pydicom's
+# sample files and a C compiler (for test/peers/bindlo.c). When something is
+# missing and we are root, runs `apt-get update` once and installs the Debian
+# packages; when not root, says what is missing and carries on: the tests that
+# need it skip with a message (or fail under RADGATE_REQUIRE_PEERS=1).
+#
+# Idempotent; when everything is present it only tests for files (well under
+# a second). Called by `make test`.
+set -u
+
+PATH="$PATH:/usr/sbin:/sbin"
+
+missing_pkgs=""
+missing_what=""
+
+need() { # need PACKAGE WHAT TEST...
+	pkg=$1
+	what=$2
+	shift 2
+	if ! "$@" >/dev/null 2>&1; then
+		case " $missing_pkgs " in *" $pkg "*) ;; *) missing_pkgs="$missing_pkgs $pkg" ;; esac
+		missing_what="$missing_what $what"
+	fi
+}
+
+for tool in storescu storescp echoscu dcmdump dcmodify dcmconv dcmcjpeg dcmcjpls; do
+	need dcmtk "$tool" command -v "$tool"
+done
+need dicom3tools dciodvfy command -v dciodvfy
+need orthanc Orthanc command -v Orthanc
+need orthanc-dicomweb libOrthancDicomWeb.so test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so
+need python3-pydicom pydicom-test-files test -e /usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm
+need gcc cc command -v cc
+need libc6-dev libdl test -e /usr/include/dlfcn.h
+
+if [ -z "$missing_pkgs" ]; then
+	exit 0
+fi
+
+echo "test-deps: missing:$missing_what (Debian packages:$missing_pkgs)" >&2
+
+if [ "$(id -u)" != 0 ]; then
+	echo "test-deps: not root; not installing. Tests that need these will skip." >&2
+	echo "test-deps: to install: sudo apt-get install -y --no-install-recommends$missing_pkgs" >&2
+	exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "test-deps: no apt-get here; install the packages above by other means. Tests that need them will skip." >&2
+	exit 0
+fi
+
+# The full peer set, so one install brings everything to the same state.
+pkgs="dcmtk dicom3tools orthanc orthanc-dicomweb python3-pydicom"
+for p in $missing_pkgs; do
+	case " $pkgs " in *" $p "*) ;; *) pkgs="$pkgs $p" ;; esac
+done
+
+export DEBIAN_FRONTEND=noninteractive
+echo "test-deps: apt-get update" >&2
+if ! apt-get update -qq >&2; then
+	echo "test-deps: apt-get update failed; tests that need the packages will skip." >&2
+	exit 0
+fi
+echo "test-deps: apt-get install$pkgs" >&2
+# Orthanc's package starts a service when an init system runs; tests start
+# their own instances on other ports, so that is harmless.
+if ! apt-get install -y -qq --no-install-recommends $pkgs >&2; then
+	echo "test-deps: apt-get install failed; tests that need the packages will skip." >&2
+fi
+exit 0
