@@ -28,7 +28,9 @@ type memHandler struct {
 	readErrs []error
 }
 
-func newMemHandler() *memHandler { return &memHandler{got: map[string][]byte{}, started: make(chan struct{}, 16)} }
+func newMemHandler() *memHandler {
+	return &memHandler{got: map[string][]byte{}, started: make(chan struct{}, 16)}
+}
 
 func (h *memHandler) HandleStore(ctx context.Context, req *StoreRequest, data io.Reader) Status {
 	select {
