@@ -43,6 +43,7 @@ bench: build test-deps
 fuzz:
 	$(GO) test ./dimse -run '^$$' -fuzz '^FuzzReadPDU$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./dimse -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./dimse -run '^$$' -fuzz '^FuzzServerAssociation$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./dcm -run '^$$' -fuzz '^FuzzOpenPart10$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./dcm -run '^$$' -fuzz '^FuzzScanDataset$$' -fuzztime $(FUZZTIME)
 
