@@ -91,6 +91,7 @@ type Association struct {
 	pdv     pdvHeaderInfo
 
 	stopping atomic.Bool // set by abortAsync
+	sawPDU   bool        // a PDU header has been read
 	hdr      [pduHeaderLength]byte
 	scratch  []byte // encoding buffer, reused
 	// Sending data sets: a read-ahead reader and the fragment buffer.
@@ -175,6 +176,7 @@ func (a *Association) recv() received {
 	if err != nil {
 		return a.readFailure(err, artim)
 	}
+	a.sawPDU = true
 	if typ < pduAssociateRQ || typ > pduAbort {
 		return received{ev: evt19, err: fmt.Errorf("%w: 0x%02x", ErrUnknownPDU, typ), end: EndUnknownPDU}
 	}

@@ -226,6 +226,14 @@ func (s *Server) serveAssociation(a *Association) {
 			log.Debug("dimse: association released", attrs...)
 		case EndRejected:
 			// Logged where the decision was made.
+		case EndPeerClosed:
+			if !established && !a.sawPDU {
+				// A TCP connect and close with nothing sent: a health check
+				// or port probe, not a DICOM peer.
+				log.Debug("dimse: connection closed before any PDU", attrs...)
+				break
+			}
+			log.Warn("dimse: association ended abnormally", append(attrs, "err", err)...)
 		default:
 			log.Warn("dimse: association ended abnormally", append(attrs, "err", err)...)
 		}

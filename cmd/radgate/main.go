@@ -1,0 +1,80 @@
+// Command radgate is the DICOM imaging AI inference gateway: `radgate serve`
+// runs it; echo and send are DIMSE client tools; version prints the build.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time (-ldflags "-X main.version=..."); otherwise
+// the module version or VCS revision from the build info is used.
+var version = ""
+
+const usage = `radgate — DICOM imaging AI inference gateway
+
+Usage:
+  radgate serve   [--config FILE] [--SETTING VALUE ...]
+  radgate echo    AE@HOST:PORT [--calling AE]
+  radgate send    AE@HOST:PORT PATH... [--calling AE] [--priority low|medium|high]
+  radgate version
+
+Run 'radgate COMMAND -h' for a command's options. Settings come from
+defaults < config file < environment (RADGATE_*) < flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches a subcommand and returns the process exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "echo":
+		return echo(ctx, args[1:], stdout, stderr)
+	case "send":
+		return send(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "radgate %s\n", buildVersion())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "radgate: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v = s.Value[:12]
+		}
+	}
+	if v == "" || v == "(devel)" {
+		return "devel"
+	}
+	return v
+}

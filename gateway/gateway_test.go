@@ -1,0 +1,156 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/radgate/radgate/config"
+	"github.com/radgate/radgate/dcm"
+	"github.com/radgate/radgate/dimse"
+)
+
+func startGateway(t *testing.T, env ...string) (*Gateway, context.CancelFunc, chan error) {
+	t.Helper()
+	env = append([]string{
+		"RADGATE_DATA_DIR=" + t.TempDir(),
+		"RADGATE_DIMSE_ADDR=127.0.0.1:0",
+		"RADGATE_HTTP_ADDR=127.0.0.1:0",
+		"RADGATE_MIN_FREE_DISK=0",
+	}, env...)
+	cfg, err := config.Load("", env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g, err := New(ctx, cfg, slog.New(slog.DiscardHandler), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return g, cancel, done
+}
+
+// element appends an explicit VR little endian element with a short length.
+func element(b []byte, group, elem uint16, vr, v string) []byte {
+	if len(v)%2 == 1 {
+		v += "\x00"
+	}
+	b = binary.LittleEndian.AppendUint16(b, group)
+	b = binary.LittleEndian.AppendUint16(b, elem)
+	b = append(b, vr...)
+	return binary.LittleEndian.AppendUint16(b, uint16(len(v))) // short-length VRs only
+}
+
+// writeInstance writes a minimal Secondary Capture Part 10 file.
+func writeInstance(t *testing.T, dir, sopInstance string) string {
+	t.Helper()
+	const sc = "1.2.840.10008.5.1.4.1.1.7"
+	var ds []byte
+	add := func(g, e uint16, vr, v string) {
+		ds = element(ds, g, e, vr, v)
+		if len(v)%2 == 1 {
+			v += "\x00"
+		}
+		ds = append(ds, v...)
+	}
+	add(0x0008, 0x0016, "UI", sc)
+	add(0x0008, 0x0018, "UI", sopInstance)
+	add(0x0008, 0x0060, "CS", "OT")
+	add(0x0010, 0x0010, "PN", "PHANTOM^TEST")
+	add(0x0010, 0x0020, "LO", "PID-1")
+	add(0x0020, 0x000D, "UI", "1.2.826.0.1.3680043.2.1125.1")
+	add(0x0020, 0x000E, "UI", "1.2.826.0.1.3680043.2.1125.1.1")
+	var buf bytes.Buffer
+	if err := dcm.WriteFileMeta(&buf, dcm.FileMeta{MediaStorageSOPClassUID: sc, MediaStorageSOPInstanceUID: sopInstance, TransferSyntaxUID: dcm.ExplicitVRLittleEndian}); err != nil {
+		t.Fatal(err)
+	}
+	buf.Write(ds)
+	p := filepath.Join(dir, sopInstance+".dcm")
+	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestGatewayEndToEnd(t *testing.T) {
+	g, cancel, done := startGateway(t)
+	base := "http://" + g.HTTPAddr().String()
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Fatalf("/healthz = %d", code)
+	}
+	if code, body := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz = %d %s", code, body)
+	}
+	banner := g.Banner(context.Background())
+	for _, want := range []string{"AE title    RADGATE", g.DIMSEAddr().String(), g.HTTPAddr().String()} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+
+	dir := t.TempDir()
+	files := []string{writeInstance(t, dir, "1.2.826.0.1.3680043.2.1125.1.1.1"), writeInstance(t, dir, "1.2.826.0.1.3680043.2.1125.1.1.2")}
+	sum, err := dimse.SendFiles(context.Background(), g.DIMSEAddr().String(), files, dimse.SendOptions{Client: dimse.ClientConfig{CallingAE: "TESTSCU", CalledAE: "RADGATE"}})
+	if err != nil || sum.Stored != 2 {
+		t.Fatalf("send: %+v %v", sum, err)
+	}
+	if n, err := g.store.CountInstances(context.Background()); err != nil || n != 2 {
+		t.Fatalf("count = %d %v", n, err)
+	}
+	// Sending the same files again is idempotent.
+	sum, err = dimse.SendFiles(context.Background(), g.DIMSEAddr().String(), files, dimse.SendOptions{Client: dimse.ClientConfig{CallingAE: "TESTSCU", CalledAE: "RADGATE"}})
+	if err != nil || sum.Stored != 2 {
+		t.Fatalf("resend: %+v %v", sum, err)
+	}
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{`radgate_dimse_messages_total{command="C-STORE",status="success"} 4`, `radgate_dimse_associations_total{result="accepted"} 2`, "radgate_build_info"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	done <- nil // for the cleanup
+}
+
+func TestLowDiskAnswersOutOfResources(t *testing.T) {
+	g, _, _ := startGateway(t, "RADGATE_MIN_FREE_DISK=1000000TiB")
+	f := writeInstance(t, t.TempDir(), "1.2.826.0.1.3680043.2.1125.9.9")
+	var got dimse.Status
+	sum, _ := dimse.SendFiles(context.Background(), g.DIMSEAddr().String(), []string{f}, dimse.SendOptions{
+		Client:   dimse.ClientConfig{CallingAE: "TESTSCU", CalledAE: "RADGATE"},
+		Progress: func(p dimse.SendProgress) { got = p.Status },
+	})
+	if sum.Failed != 1 || got.Code != dimse.StatusOutOfResources {
+		t.Fatalf("summary %+v, status %v; want A700", sum, got)
+	}
+	if n, _ := g.store.CountInstances(context.Background()); n != 0 {
+		t.Fatalf("%d instances stored", n)
+	}
+}

@@ -1,0 +1,144 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// benchPixels makes a 512×512 16-bit CT slice: a ~530 KB instance.
+const benchPixels = 512 * 512 * 2
+
+// BenchmarkIngest measures Ingest end to end on a new instance each
+// iteration: write, read back, 1 file fsync, rename, 1 directory fsync, 1
+// WAL commit.
+//
+//   - fresh: an empty store, so most instances also create a blob
+//     directory (mkdir + one more fsync), as in a new installation's first
+//     ~65k instances.
+//   - warm: all 65,536 blob directories exist, as in a store in service.
+//   - duplicate: the same instance again (DuplicateSame: no fsync).
+//   - parallel: 4×GOMAXPROCS concurrent ingests into the warm store
+//     (ns/op is then wall time per instance, i.e. 1/throughput).
+func BenchmarkIngest(b *testing.B) {
+	b.Run("fresh", func(b *testing.B) { benchIngest(b, b.TempDir(), true) })
+	b.Run("warm", func(b *testing.B) { benchIngest(b, warmDir(b), true) })
+	b.Run("duplicate", func(b *testing.B) { benchIngest(b, b.TempDir(), false) })
+	b.Run("parallel", benchIngestParallel)
+}
+
+// benchIngestParallel is many associations storing at once into a warm
+// store: file writes and fsyncs overlap, index commits queue on the one
+// write connection.
+func benchIngestParallel(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, Config{DataDir: warmDir(b)}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	run := benchRuns.Add(1)
+	var seq atomic.Int64
+	b.SetParallelism(4) // goroutines per GOMAXPROCS
+	b.SetBytes(int64(len(ds{sop: "1.2.3", pixels: benchPixels}.bytes())))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d := ds{sop: fmt.Sprintf("1.2.826.0.1.3680043.10.999.6.%d.%d.%d", os.Getpid(), run, seq.Add(1)), pixels: benchPixels}
+			if _, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes())); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func benchIngest(b *testing.B, dir string, unique bool) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	s, err := Open(ctx, Config{DataDir: dir}, nil, reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	// The UID has a fixed-width counter, rewritten in place per iteration.
+	// Unique across runs: the warm directory is shared.
+	prefix := fmt.Sprintf("1.2.826.0.1.3680043.10.999.8.%d.%d.", os.Getpid(), benchRuns.Add(1))
+	d := ds{sop: prefix + fmt.Sprintf("1%011d", 0), pixels: benchPixels}
+	data, in := d.bytes(), d.incoming()
+	at := bytes.Index(data, []byte(d.sop)) + len(prefix)
+	uids := make([]string, 0, b.N)
+	for i := range b.N {
+		if unique {
+			uids = append(uids, prefix+fmt.Sprintf("1%011d", i+1))
+		}
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := range b.N {
+		if unique {
+			copy(data[at:], uids[i][len(prefix):])
+			in.SOPInstanceUID = uids[i]
+		}
+		if _, err := s.Ingest(ctx, in, bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	// Where the time goes: fsyncs (file and directories) and the index
+	// commit (its WAL fsync included), per instance.
+	mfs, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			switch mf.GetName() {
+			case "radgate_store_fsync_seconds":
+				b.ReportMetric(h.GetSampleSum()*1e3/float64(b.N), "fsync-ms/op")
+				b.ReportMetric(float64(h.GetSampleCount())/float64(b.N), "fsyncs/op")
+			case "radgate_store_index_commit_seconds":
+				b.ReportMetric(h.GetSampleSum()*1e3/float64(b.N), "commit-ms/op")
+			}
+		}
+	}
+}
+
+var benchRuns atomic.Int64
+
+var warm struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// warmDir is a data directory, shared by the benchmark's runs, whose
+// blobs/ holds all 65,536 leaf directories.
+func warmDir(b *testing.B) string {
+	warm.once.Do(func() {
+		warm.dir, warm.err = os.MkdirTemp("", "radgate-store-bench-")
+		for i := 0; i < 1<<16 && warm.err == nil; i++ {
+			warm.err = os.MkdirAll(filepath.Join(warm.dir, blobsDirName, fmt.Sprintf("%02x", i>>8), fmt.Sprintf("%02x", i&0xff)), dirMode)
+		}
+	})
+	if warm.err != nil {
+		b.Fatal(warm.err)
+	}
+	return warm.dir // removed by TestMain
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if warm.dir != "" {
+		os.RemoveAll(warm.dir)
+	}
+	os.Exit(code)
+}

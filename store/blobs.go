@@ -1,0 +1,392 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Blobs keeps immutable Part 10 files under keys chosen by the caller (the
+// Store uses the hex SHA-256 of the content). FSBlobs is the local
+// implementation; an S3 one (minio-go: spool to a local temp file, then
+// PutObject on Commit) fits the same contract.
+type Blobs interface {
+	// Create starts a new blob. Nothing is visible under any key until
+	// Commit.
+	Create(ctx context.Context) (BlobWriter, error)
+	// Open returns a committed blob; ErrNotFound when there is none.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Remove deletes a blob durably; removing a missing blob is not an
+	// error.
+	Remove(ctx context.Context, key string) error
+	// Ping reports whether new blobs can be written.
+	Ping(ctx context.Context) error
+}
+
+// BlobWriter is a blob being written. The caller writes it, may read it
+// back (to validate it), calls Sync and then Commit, or Abort. Abort after
+// Commit does nothing, so `defer w.Abort()` is always right.
+type BlobWriter interface {
+	io.Writer
+	// ReadAt reads back what was written (after the caller's buffers are
+	// flushed).
+	io.ReaderAt
+	// Sync makes the written bytes durable (fsync).
+	Sync() error
+	// Commit publishes the blob under key, atomically and durably: once it
+	// returns nil, a crash cannot lose the blob nor expose part of it. A
+	// blob already under key must have the same content (keys name
+	// content) and is replaced.
+	Commit(ctx context.Context, key string) error
+	// Abort discards the blob.
+	Abort() error
+}
+
+// Layout under the data directory, shared with tools that inspect it
+// (internal/peertest).
+const (
+	blobsDirName = "blobs"
+	tmpDirName   = "tmp"
+	indexName    = "index.db"
+	lockName     = "lock"
+	blobExt      = ".dcm"
+	partExt      = ".part"
+)
+
+// FSBlobs keeps blobs in a local directory tree:
+// blobs/<k[0:2]>/<k[2:4]>/<k>.dcm for a 64-hex-digit key k, written first
+// under tmp/ and renamed into place. Two levels of 256 keep every directory
+// small (a million instances: ~15 files per leaf); names carry no UID or
+// PHI.
+type FSBlobs struct {
+	root string // .../blobs
+	tmp  string // .../tmp
+
+	// onFsync observes every fsync's duration (set before first use).
+	onFsync func(time.Duration)
+
+	// Which blob directories are known to exist durably (created, and their
+	// parent fsync'd, by this process). A directory another goroutine has
+	// just created but not yet fsync'd its parent for is not in here, so a
+	// Commit never acknowledges a file whose directory entry could vanish.
+	mkdirMu sync.Mutex
+	top     [256]atomic.Bool
+	leaf    [1 << 16]atomic.Bool
+}
+
+// NewFSBlobs opens (creating when needed) the blob tree under dataDir:
+// dataDir/blobs and dataDir/tmp. It does not empty tmp; see RemovePartial.
+func NewFSBlobs(dataDir string) (*FSBlobs, error) {
+	b := &FSBlobs{
+		root:    filepath.Join(dataDir, blobsDirName),
+		tmp:     filepath.Join(dataDir, tmpDirName),
+		onFsync: func(time.Duration) {},
+	}
+	if err := mkdirDurable(dataDir, b.syncDir); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{b.root, b.tmp} {
+		if err := mkdirDurable(d, b.syncDir); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.adoptDirs(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// adoptDirs marks the blob directories that already exist as durable,
+// after fsyncing each top-level directory (which holds the names of its
+// leaves) and blobs/ itself (which holds the top-level names): a crash of
+// the previous run between a mkdir and its parent's fsync is thus covered.
+// At most 257 fsyncs, once per start, instead of one extra fsync on the
+// first Commit into each of up to 65,536 directories.
+func (b *FSBlobs) adoptDirs() error {
+	tops, err := os.ReadDir(b.root)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, t := range tops {
+		ti, ok := hexDir(t)
+		if !ok {
+			continue
+		}
+		dir := filepath.Join(b.root, t.Name())
+		leaves, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if err := b.syncDir(dir); err != nil {
+			return err
+		}
+		for _, l := range leaves {
+			if li, ok := hexDir(l); ok {
+				b.leaf[ti<<8|li].Store(true)
+			}
+		}
+		b.top[ti].Store(true)
+	}
+	return b.syncDir(b.root)
+}
+
+// hexDir parses a blob directory name: two lower-case hex digits.
+func hexDir(e fs.DirEntry) (uint64, bool) {
+	name := e.Name()
+	if !e.IsDir() || len(name) != 2 || !validKeyChars(name) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(name, 16, 8)
+	return v, err == nil
+}
+
+// mkdirDurable creates dir (and missing parents) and fsyncs the parent of
+// each directory it created.
+func mkdirDurable(dir string, syncDir func(string) error) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("store: %s is not a directory", dir)
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirDurable(parent, syncDir); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("store: %w", err)
+	}
+	return syncDir(parent)
+}
+
+// RemovePartial deletes every file under tmp: blobs whose writer crashed
+// or was killed before Commit. Call it only while no writer is active (the
+// Store does, at Open, holding the data directory lock).
+func (b *FSBlobs) RemovePartial() (int, error) {
+	entries, err := os.ReadDir(b.tmp)
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(b.tmp, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return n, fmt.Errorf("store: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Create opens a new temp file, O_EXCL so two writers never share one.
+func (b *FSBlobs) Create(ctx context.Context) (BlobWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	name := filepath.Join(b.tmp, rand.Text()+partExt)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+	if err != nil {
+		return nil, fmt.Errorf("store: create temp blob: %w", err)
+	}
+	return &fsWriter{b: b, f: f, name: name}, nil
+}
+
+// Open opens the blob under key.
+func (b *FSBlobs) Open(ctx context.Context, key string) (io.ReadCloser, error) {
+	if !validKey(key) {
+		return nil, fmt.Errorf("%w: blob key %q", ErrNotFound, key)
+	}
+	f, err := os.Open(b.path(key))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return f, nil
+}
+
+// Remove deletes the blob under key and fsyncs its directory, so that a
+// removal recorded as done in the index cannot be undone by a crash.
+func (b *FSBlobs) Remove(ctx context.Context, key string) error {
+	if !validKey(key) {
+		return fmt.Errorf("store: invalid blob key %q", key)
+	}
+	p := b.path(key)
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("store: %w", err)
+	}
+	return b.syncDir(filepath.Dir(p))
+}
+
+// Ping creates and removes a file under tmp.
+func (b *FSBlobs) Ping(ctx context.Context) error {
+	f, err := os.CreateTemp(b.tmp, "ping-*"+partExt)
+	if err != nil {
+		return fmt.Errorf("store: data directory not writable: %w", err)
+	}
+	name := f.Name()
+	_, werr := f.Write([]byte{0})
+	cerr := f.Close()
+	rerr := os.Remove(name)
+	if err := errors.Join(werr, cerr, rerr); err != nil {
+		return fmt.Errorf("store: data directory not writable: %w", err)
+	}
+	return nil
+}
+
+func (b *FSBlobs) path(key string) string {
+	return filepath.Join(b.root, key[0:2], key[2:4], key+blobExt)
+}
+
+// validKey accepts what the Store produces: 64 lower-case hex digits. It
+// also keeps keys from naming anything outside the tree.
+func validKey(key string) bool {
+	return len(key) == 64 && validKeyChars(key)
+}
+
+func validKeyChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// syncDir fsyncs a directory, making the names in it durable.
+func (b *FSBlobs) syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	err = b.timedSync(d)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: fsync directory: %w", err)
+	}
+	return nil
+}
+
+func (b *FSBlobs) timedSync(f *os.File) error {
+	start := time.Now()
+	err := f.Sync()
+	b.onFsync(time.Since(start))
+	return err
+}
+
+// ensureDirs makes key's two directory levels exist durably: each one this
+// process has not yet seen is created (or found) and its parent fsync'd,
+// once per process lifetime. The mutex makes a concurrent Commit into the
+// same new directory wait until the parent's fsync is done.
+func (b *FSBlobs) ensureDirs(key string) error {
+	i, _ := strconv.ParseUint(key[0:4], 16, 16) // validKey made it hex
+	if b.leaf[i].Load() {
+		return nil
+	}
+	b.mkdirMu.Lock()
+	defer b.mkdirMu.Unlock()
+	if b.leaf[i].Load() {
+		return nil
+	}
+	top := filepath.Join(b.root, key[0:2])
+	if !b.top[i>>8].Load() {
+		if err := os.Mkdir(top, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("store: %w", err)
+		}
+		if err := b.syncDir(b.root); err != nil {
+			return err
+		}
+		b.top[i>>8].Store(true)
+	}
+	if err := os.Mkdir(filepath.Join(top, key[2:4]), dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := b.syncDir(top); err != nil {
+		return err
+	}
+	b.leaf[i].Store(true)
+	return nil
+}
+
+// fsWriter is a temp file under tmp/.
+type fsWriter struct {
+	b    *FSBlobs
+	f    *os.File
+	name string
+	done bool // committed or aborted
+}
+
+func (w *fsWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+func (w *fsWriter) ReadAt(p []byte, off int64) (int, error) { return w.f.ReadAt(p, off) }
+
+func (w *fsWriter) Sync() error {
+	if err := w.b.timedSync(w.f); err != nil {
+		return fmt.Errorf("store: fsync blob: %w", err)
+	}
+	return nil
+}
+
+// Commit renames the temp file to its final name and fsyncs the final
+// directory. The caller has fsync'd the content (Sync) first: rename
+// before the data is durable could expose an empty or partial file after
+// a power loss on file systems that do not order data before metadata.
+func (w *fsWriter) Commit(ctx context.Context, key string) error {
+	if w.done {
+		return errors.New("store: blob writer already finished")
+	}
+	if !validKey(key) {
+		return fmt.Errorf("store: invalid blob key %q", key)
+	}
+	if err := w.f.Close(); err != nil {
+		_ = w.Abort()
+		return fmt.Errorf("store: close temp blob: %w", err)
+	}
+	if err := w.b.ensureDirs(key); err != nil {
+		_ = w.Abort()
+		return err
+	}
+	final := w.b.path(key)
+	if err := os.Rename(w.name, final); err != nil {
+		_ = w.Abort()
+		return fmt.Errorf("store: publish blob: %w", err)
+	}
+	w.done = true
+	return w.b.syncDir(filepath.Dir(final))
+}
+
+func (w *fsWriter) Abort() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	cerr := w.f.Close()
+	if errors.Is(cerr, os.ErrClosed) {
+		cerr = nil
+	}
+	rerr := os.Remove(w.name)
+	if errors.Is(rerr, fs.ErrNotExist) {
+		rerr = nil
+	}
+	return errors.Join(cerr, rerr)
+}

@@ -1,0 +1,37 @@
+package store
+
+import "errors"
+
+// Sentinel errors. Store methods wrap them with %w and context; callers
+// test with errors.Is (ingest maps each to a DIMSE and an HTTP status).
+var (
+	// ErrOutOfResources: free disk space is below Config.MinFreeBytes (the
+	// check runs before anything is written), or the disk filled up while
+	// writing. The C-STORE SCP answers A700 (PS3.4 B.2.3).
+	ErrOutOfResources = errors.New("store: out of resources")
+	// ErrTooLarge: the data set is larger than Config.MaxInstanceBytes.
+	ErrTooLarge = errors.New("store: instance too large")
+	// ErrInvalidDataset: the data set does not parse (dcm.ErrMalformed), a
+	// required UID is missing or invalid, or its SOP Instance / SOP Class
+	// UID differs from the one the sender declared. Nothing is kept.
+	ErrInvalidDataset = errors.New("store: invalid data set")
+	// ErrDuplicateRejected: the SOP Instance UID is already stored with
+	// other content and the policy is Reject.
+	ErrDuplicateRejected = errors.New("store: duplicate SOP instance rejected")
+	// ErrUnknownTransferSyntax: the declared transfer syntax is not one
+	// dcm.LookupTransferSyntax knows.
+	ErrUnknownTransferSyntax = errors.New("store: unknown transfer syntax")
+	// ErrNotFound: no instance with that SOP Instance UID, or no blob with
+	// that key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrClosed: the Store (or one of its backends) has been closed.
+	ErrClosed = errors.New("store: closed")
+	// ErrConflict is returned by Index.Upsert when the current row is not
+	// the one the caller expected (another writer got there first).
+	ErrConflict = errors.New("store: index row changed concurrently")
+	// ErrDataDirInUse: another process holds the data directory's lock.
+	ErrDataDirInUse = errors.New("store: data directory in use by another process")
+	// ErrSchemaTooNew: the index was written by a newer radgate whose
+	// schema this one does not know.
+	ErrSchemaTooNew = errors.New("store: index schema newer than this program")
+)

@@ -1,0 +1,87 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the store's Prometheus collectors. A nil registerer gives
+// working collectors that nobody scrapes.
+type metrics struct {
+	ingestSeconds prometheus.Histogram
+	instances     *prometheus.CounterVec // {outcome}
+	bytes         prometheus.Counter
+	fsyncSeconds  prometheus.Histogram
+	commitSeconds prometheus.Histogram
+	errors        *prometheus.CounterVec // {reason}
+}
+
+// Error reasons, the values of radgate_store_errors_total{reason}.
+const (
+	reasonOutOfResources = "out_of_resources"
+	reasonTooLarge       = "too_large"
+	reasonInvalid        = "invalid_dataset"
+	reasonDuplicate      = "duplicate_rejected"
+	reasonTransferSyntax = "unknown_transfer_syntax"
+	reasonRead           = "read" // the sender's stream failed (association aborted)
+	reasonCanceled       = "canceled"
+	reasonClosed         = "closed"
+	reasonIO             = "io" // our disk or index failed
+)
+
+// latencyBuckets span a page-cache write (100 µs) to a stalled disk (10 s).
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		ingestSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "radgate_store_ingest_seconds",
+			Help:    "Time from the start of Ingest until the instance is durable and indexed (or failed).",
+			Buckets: latencyBuckets,
+		}),
+		instances: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "radgate_store_instances_total",
+			Help: "Instances ingested successfully, by outcome (stored, duplicate_same, duplicate_kept, replaced).",
+		}, []string{"outcome"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "radgate_store_bytes_total",
+			Help: "Bytes of Part 10 blobs made durable.",
+		}),
+		fsyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "radgate_store_fsync_seconds",
+			Help:    "Duration of each fsync of a blob or a blob directory.",
+			Buckets: latencyBuckets,
+		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "radgate_store_index_commit_seconds",
+			Help:    "Duration of the index transaction that records one instance (WAL fsync included).",
+			Buckets: latencyBuckets,
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "radgate_store_errors_total",
+			Help: "Failed ingests, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, o := range outcomeNames {
+		m.instances.WithLabelValues(o)
+	}
+	for _, r := range []string{reasonOutOfResources, reasonTooLarge, reasonInvalid, reasonDuplicate,
+		reasonTransferSyntax, reasonRead, reasonCanceled, reasonClosed, reasonIO} {
+		m.errors.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.ingestSeconds, m.instances, m.bytes, m.fsyncSeconds, m.commitSeconds, m.errors} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("store: metrics already registered (one Store per registry): %w", err)
+			}
+			return nil, fmt.Errorf("store: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}

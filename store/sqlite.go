@@ -1,0 +1,428 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	_ "modernc.org/sqlite" // registers driver "sqlite" (pure Go, no cgo)
+)
+
+// migrations are the index schema versions: migrations[i] takes a database
+// at PRAGMA user_version i to i+1, in one transaction with the version
+// bump. Append only; never edit a released entry.
+var migrations = []string{
+	// 1: patient / study / series / instance, normalized as QIDO-RS
+	// searches them (PS3.18 10.6: study, series and instance levels with
+	// their counts, derived with COUNT over the *_pk indexes), plus the
+	// orphan blob list that makes blob removal crash safe.
+	`
+CREATE TABLE patient (
+	pk           INTEGER PRIMARY KEY,
+	patient_id   TEXT    NOT NULL UNIQUE,
+	patient_name TEXT    NOT NULL DEFAULT '',
+	birth_date   TEXT    NOT NULL DEFAULT '',
+	sex          TEXT    NOT NULL DEFAULT '',
+	updated_at   INTEGER NOT NULL
+);
+CREATE INDEX patient_name_idx ON patient(patient_name);
+
+CREATE TABLE study (
+	pk                       INTEGER PRIMARY KEY,
+	study_instance_uid       TEXT    NOT NULL UNIQUE,
+	patient_pk               INTEGER NOT NULL REFERENCES patient(pk),
+	study_date               TEXT    NOT NULL DEFAULT '',
+	study_time               TEXT    NOT NULL DEFAULT '',
+	accession_number         TEXT    NOT NULL DEFAULT '',
+	study_description        TEXT    NOT NULL DEFAULT '',
+	referring_physician_name TEXT    NOT NULL DEFAULT '',
+	study_id                 TEXT    NOT NULL DEFAULT '',
+	created_at               INTEGER NOT NULL,
+	updated_at               INTEGER NOT NULL
+);
+CREATE INDEX study_patient_idx   ON study(patient_pk);
+CREATE INDEX study_date_idx      ON study(study_date, study_time);
+CREATE INDEX study_accession_idx ON study(accession_number);
+CREATE INDEX study_updated_idx   ON study(updated_at);
+
+CREATE TABLE series (
+	pk                  INTEGER PRIMARY KEY,
+	series_instance_uid TEXT    NOT NULL UNIQUE,
+	study_pk            INTEGER NOT NULL REFERENCES study(pk),
+	modality            TEXT    NOT NULL DEFAULT '',
+	series_number       INTEGER NOT NULL DEFAULT '',
+	series_description  TEXT    NOT NULL DEFAULT '',
+	body_part_examined  TEXT    NOT NULL DEFAULT '',
+	created_at          INTEGER NOT NULL,
+	updated_at          INTEGER NOT NULL
+);
+CREATE INDEX series_study_idx    ON series(study_pk);
+CREATE INDEX series_modality_idx ON series(modality);
+CREATE INDEX series_updated_idx  ON series(updated_at);
+
+CREATE TABLE instance (
+	pk                     INTEGER PRIMARY KEY,
+	sop_instance_uid       TEXT    NOT NULL UNIQUE,
+	series_pk              INTEGER NOT NULL REFERENCES series(pk),
+	sop_class_uid          TEXT    NOT NULL,
+	instance_number        INTEGER NOT NULL DEFAULT '',
+	image_rows             INTEGER NOT NULL DEFAULT 0,
+	image_columns          INTEGER NOT NULL DEFAULT 0,
+	number_of_frames       INTEGER NOT NULL DEFAULT 0,
+	specific_character_set TEXT    NOT NULL DEFAULT '',
+	transfer_syntax_uid    TEXT    NOT NULL,
+	calling_ae             TEXT    NOT NULL DEFAULT '',
+	called_ae              TEXT    NOT NULL DEFAULT '',
+	remote_addr            TEXT    NOT NULL DEFAULT '',
+	source                 TEXT    NOT NULL DEFAULT '',
+	received_at            INTEGER NOT NULL,
+	size                   INTEGER NOT NULL,
+	sha256                 TEXT    NOT NULL,
+	blob_key               TEXT    NOT NULL,
+	dataset_offset         INTEGER NOT NULL
+);
+CREATE INDEX instance_series_idx    ON instance(series_pk);
+CREATE INDEX instance_blob_idx      ON instance(blob_key);
+CREATE INDEX instance_received_idx  ON instance(received_at);
+CREATE INDEX instance_sop_class_idx ON instance(sop_class_uid);
+
+CREATE TABLE blob_orphan (
+	blob_key TEXT    PRIMARY KEY,
+	since    INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+}
+
+// SchemaVersion is the index schema this package writes.
+func SchemaVersion() int { return len(migrations) }
+
+// SQLiteIndex is the embedded Index: one SQLite database in WAL mode.
+// Writes go through a pool of exactly one connection, so writers queue in
+// Go instead of spinning on SQLITE_BUSY; reads use their own pool of
+// readConns connections and never block the writer (WAL). Statements are
+// prepared once, at open.
+type SQLiteIndex struct {
+	w, r *sql.DB
+
+	// On w.
+	current, upPatient, upStudy, upSeries, upInstance, refs, addOrphan, delOrphan *sql.Stmt
+	// On r.
+	lookup, count, orphans *sql.Stmt
+
+	onCommit func(time.Duration) // observes each Upsert transaction
+}
+
+// OpenSQLiteIndex opens (creating and migrating when needed) the index at
+// path. synchronous=FULL makes every commit fsync the WAL: a committed row
+// survives power loss, which Ingest's acknowledgement depends on
+// (https://www.sqlite.org/pragma.html#pragma_synchronous).
+func OpenSQLiteIndex(ctx context.Context, path string) (*SQLiteIndex, error) {
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_busy_timeout=" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + "&_foreign_keys=1"
+	w, err := sql.Open("sqlite", base+"&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open index: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	x := &SQLiteIndex{w: w, onCommit: func(time.Duration) {}}
+	if err := x.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	// Readers open after the writer made the database WAL.
+	r, err := sql.Open("sqlite", base+"&_query_only=1")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open index: %w", err)
+	}
+	r.SetMaxOpenConns(readConns)
+	r.SetMaxIdleConns(readConns)
+	x.r = r
+	if err := x.prepare(ctx); err != nil {
+		x.Close()
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *SQLiteIndex) migrate(ctx context.Context) error {
+	var v int
+	if err := x.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("store: index: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("%w: index is version %d, this radgate knows %d", ErrSchemaTooNew, v, len(migrations))
+	}
+	for ; v < len(migrations); v++ {
+		tx, err := x.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("store: index migration %d: %w", v+1, err)
+		}
+		_, err = tx.ExecContext(ctx, migrations[v])
+		if err == nil {
+			// PRAGMA user_version is part of the transaction (it lives in
+			// the database header page).
+			_, err = tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(v+1))
+		}
+		if err == nil {
+			err = tx.Commit()
+		}
+		if err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("store: index migration %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+const lookupSQL = `
+SELECT i.sop_instance_uid, i.sop_class_uid, se.series_instance_uid, st.study_instance_uid,
+	p.patient_id, p.patient_name, p.birth_date, p.sex,
+	st.study_date, st.study_time, st.accession_number, st.study_description, st.referring_physician_name, st.study_id,
+	se.modality, se.series_number, se.series_description, se.body_part_examined,
+	i.instance_number, i.image_rows, i.image_columns, i.number_of_frames, i.specific_character_set, i.transfer_syntax_uid,
+	i.calling_ae, i.called_ae, i.remote_addr, i.source, i.received_at,
+	i.size, i.sha256, i.blob_key, i.dataset_offset
+FROM instance i
+JOIN series se ON se.pk = i.series_pk
+JOIN study st ON st.pk = se.study_pk
+JOIN patient p ON p.pk = st.patient_pk
+WHERE i.sop_instance_uid = ?`
+
+func (x *SQLiteIndex) prepare(ctx context.Context) error {
+	for _, s := range []struct {
+		db   *sql.DB
+		dst  **sql.Stmt
+		text string
+	}{
+		{x.w, &x.current, `SELECT blob_key FROM instance WHERE sop_instance_uid = ?`},
+		{x.w, &x.upPatient, `
+INSERT INTO patient (patient_id, patient_name, birth_date, sex, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (patient_id) DO UPDATE SET patient_name = excluded.patient_name, birth_date = excluded.birth_date,
+	sex = excluded.sex, updated_at = excluded.updated_at
+RETURNING pk`},
+		{x.w, &x.upStudy, `
+INSERT INTO study (study_instance_uid, patient_pk, study_date, study_time, accession_number, study_description,
+	referring_physician_name, study_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (study_instance_uid) DO UPDATE SET patient_pk = excluded.patient_pk, study_date = excluded.study_date,
+	study_time = excluded.study_time, accession_number = excluded.accession_number,
+	study_description = excluded.study_description, referring_physician_name = excluded.referring_physician_name,
+	study_id = excluded.study_id, updated_at = excluded.updated_at
+RETURNING pk`},
+		{x.w, &x.upSeries, `
+INSERT INTO series (series_instance_uid, study_pk, modality, series_number, series_description, body_part_examined,
+	created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (series_instance_uid) DO UPDATE SET study_pk = excluded.study_pk, modality = excluded.modality,
+	series_number = excluded.series_number, series_description = excluded.series_description,
+	body_part_examined = excluded.body_part_examined, updated_at = excluded.updated_at
+RETURNING pk`},
+		{x.w, &x.upInstance, `
+INSERT INTO instance (sop_instance_uid, series_pk, sop_class_uid, instance_number, image_rows, image_columns,
+	number_of_frames, specific_character_set, transfer_syntax_uid, calling_ae, called_ae, remote_addr, source,
+	received_at, size, sha256, blob_key, dataset_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (sop_instance_uid) DO UPDATE SET series_pk = excluded.series_pk, sop_class_uid = excluded.sop_class_uid,
+	instance_number = excluded.instance_number, image_rows = excluded.image_rows, image_columns = excluded.image_columns,
+	number_of_frames = excluded.number_of_frames, specific_character_set = excluded.specific_character_set,
+	transfer_syntax_uid = excluded.transfer_syntax_uid, calling_ae = excluded.calling_ae, called_ae = excluded.called_ae,
+	remote_addr = excluded.remote_addr, source = excluded.source, received_at = excluded.received_at,
+	size = excluded.size, sha256 = excluded.sha256, blob_key = excluded.blob_key, dataset_offset = excluded.dataset_offset`},
+		{x.w, &x.refs, `SELECT COUNT(*) FROM instance WHERE blob_key = ?`},
+		{x.w, &x.addOrphan, `INSERT OR IGNORE INTO blob_orphan (blob_key, since) VALUES (?, ?)`},
+		{x.w, &x.delOrphan, `DELETE FROM blob_orphan WHERE blob_key = ?`},
+		{x.r, &x.lookup, lookupSQL},
+		{x.r, &x.count, `SELECT COUNT(*) FROM instance`},
+		{x.r, &x.orphans, `SELECT o.blob_key FROM blob_orphan o
+WHERE NOT EXISTS (SELECT 1 FROM instance i WHERE i.blob_key = o.blob_key) ORDER BY o.blob_key`},
+	} {
+		st, err := s.db.PrepareContext(ctx, s.text)
+		if err != nil {
+			return fmt.Errorf("store: index: prepare: %w", err)
+		}
+		*s.dst = st
+	}
+	return nil
+}
+
+// Lookup implements Index.
+func (x *SQLiteIndex) Lookup(ctx context.Context, sopInstanceUID string) (Instance, error) {
+	var in Instance
+	var received int64
+	err := x.lookup.QueryRowContext(ctx, sopInstanceUID).Scan(
+		&in.SOPInstanceUID, &in.SOPClassUID, &in.SeriesInstanceUID, &in.StudyInstanceUID,
+		&in.PatientID, &in.PatientName, &in.PatientBirthDate, &in.PatientSex,
+		&in.StudyDate, &in.StudyTime, &in.AccessionNumber, &in.StudyDescription, &in.ReferringPhysicianName, &in.StudyID,
+		&in.Modality, &in.SeriesNumber, &in.SeriesDescription, &in.BodyPartExamined,
+		&in.InstanceNumber, &in.Rows, &in.Columns, &in.NumberOfFrames, &in.SpecificCharacterSet, &in.TransferSyntaxUID,
+		&in.CallingAE, &in.CalledAE, &in.RemoteAddr, &in.Source, &received,
+		&in.Size, &in.SHA256, &in.BlobKey, &in.DatasetOffset,
+	)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Instance{}, ErrNotFound
+	}
+	if err != nil {
+		return Instance{}, fmt.Errorf("store: index lookup: %w", err)
+	}
+	in.ReceivedAt = time.Unix(0, received).UTC()
+	return in, nil
+}
+
+// Upsert implements Index: one IMMEDIATE transaction (the write lock is
+// taken at BEGIN, so the compare-and-swap below cannot be overtaken).
+func (x *SQLiteIndex) Upsert(ctx context.Context, in Instance, expect string) (orphans []string, err error) {
+	start := time.Now()
+	tx, err := x.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: index begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+			orphans = nil
+		}
+	}()
+	var cur string
+	err = tx.StmtContext(ctx, x.current).QueryRowContext(ctx, in.SOPInstanceUID).Scan(&cur)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: index: %w", err)
+	}
+	if cur != expect {
+		return nil, ErrConflict
+	}
+	now := time.Now().UnixNano()
+	var patientPK, studyPK, seriesPK int64
+	if err = tx.StmtContext(ctx, x.upPatient).QueryRowContext(ctx,
+		in.PatientID, in.PatientName, in.PatientBirthDate, in.PatientSex, now).Scan(&patientPK); err != nil {
+		return nil, fmt.Errorf("store: index patient: %w", err)
+	}
+	if err = tx.StmtContext(ctx, x.upStudy).QueryRowContext(ctx,
+		in.StudyInstanceUID, patientPK, in.StudyDate, in.StudyTime, in.AccessionNumber, in.StudyDescription,
+		in.ReferringPhysicianName, in.StudyID, now, now).Scan(&studyPK); err != nil {
+		return nil, fmt.Errorf("store: index study: %w", err)
+	}
+	if err = tx.StmtContext(ctx, x.upSeries).QueryRowContext(ctx,
+		in.SeriesInstanceUID, studyPK, in.Modality, in.SeriesNumber, in.SeriesDescription, in.BodyPartExamined,
+		now, now).Scan(&seriesPK); err != nil {
+		return nil, fmt.Errorf("store: index series: %w", err)
+	}
+	if _, err = tx.StmtContext(ctx, x.upInstance).ExecContext(ctx,
+		in.SOPInstanceUID, seriesPK, in.SOPClassUID, in.InstanceNumber, in.Rows, in.Columns,
+		in.NumberOfFrames, in.SpecificCharacterSet, in.TransferSyntaxUID, in.CallingAE, in.CalledAE, in.RemoteAddr, in.Source,
+		in.ReceivedAt.UnixNano(), in.Size, in.SHA256, in.BlobKey, in.DatasetOffset); err != nil {
+		return nil, fmt.Errorf("store: index instance: %w", err)
+	}
+	if expect != "" && expect != in.BlobKey {
+		var n int64
+		if err = tx.StmtContext(ctx, x.refs).QueryRowContext(ctx, expect).Scan(&n); err != nil {
+			return nil, fmt.Errorf("store: index: %w", err)
+		}
+		if n == 0 {
+			if _, err = tx.StmtContext(ctx, x.addOrphan).ExecContext(ctx, expect, now); err != nil {
+				return nil, fmt.Errorf("store: index: %w", err)
+			}
+			orphans = append(orphans, expect)
+		}
+	}
+	// The blob is referenced (again): it must not be collected.
+	if _, err = tx.StmtContext(ctx, x.delOrphan).ExecContext(ctx, in.BlobKey); err != nil {
+		return nil, fmt.Errorf("store: index: %w", err)
+	}
+	if err = tx.Commit(); err != nil {
+		return nil, fmt.Errorf("store: index commit: %w", err)
+	}
+	x.onCommit(time.Since(start))
+	return orphans, nil
+}
+
+// Orphans implements Index.
+func (x *SQLiteIndex) Orphans(ctx context.Context) ([]string, error) {
+	rows, err := x.orphans.QueryContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: index: %w", err)
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("store: index: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: index: %w", err)
+	}
+	return keys, nil
+}
+
+// ForgetOrphans implements Index.
+func (x *SQLiteIndex) ForgetOrphans(ctx context.Context, keys []string) (err error) {
+	if len(keys) == 0 {
+		return nil
+	}
+	tx, err := x.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: index begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	del := tx.StmtContext(ctx, x.delOrphan)
+	for _, k := range keys {
+		if _, err = del.ExecContext(ctx, k); err != nil {
+			return fmt.Errorf("store: index: %w", err)
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("store: index commit: %w", err)
+	}
+	return nil
+}
+
+// Count implements Index.
+func (x *SQLiteIndex) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := x.count.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: index count: %w", err)
+	}
+	return n, nil
+}
+
+// Ping implements Index: a query on each pool.
+func (x *SQLiteIndex) Ping(ctx context.Context) error {
+	for _, db := range []*sql.DB{x.r, x.w} {
+		var one int
+		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+			return fmt.Errorf("store: index unreachable: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close implements Index. Closing the last connection checkpoints the WAL
+// into the database file.
+func (x *SQLiteIndex) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{x.current, x.upPatient, x.upStudy, x.upSeries, x.upInstance, x.refs,
+		x.addOrphan, x.delOrphan, x.lookup, x.count, x.orphans} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if x.r != nil {
+		errs = append(errs, x.r.Close())
+	}
+	errs = append(errs, x.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: close index: %w", err)
+	}
+	return nil
+}
