@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -20,16 +18,12 @@ const benchPixels = 512 * 512 * 2
 // iteration: write, read back, 1 file fsync, rename, 1 directory fsync, 1
 // WAL commit.
 //
-//   - fresh: an empty store, so most instances also create a blob
-//     directory (mkdir + one more fsync), as in a new installation's first
-//     ~65k instances.
-//   - warm: all 65,536 blob directories exist, as in a store in service.
+//   - new: a new instance each time.
 //   - duplicate: the same instance again (DuplicateSame: no fsync).
-//   - parallel: 4×GOMAXPROCS concurrent ingests into the warm store
-//     (ns/op is then wall time per instance, i.e. 1/throughput).
+//   - parallel: 4×GOMAXPROCS concurrent ingests (ns/op is then wall time
+//     per instance, i.e. 1/throughput).
 func BenchmarkIngest(b *testing.B) {
-	b.Run("fresh", func(b *testing.B) { benchIngest(b, b.TempDir(), true) })
-	b.Run("warm", func(b *testing.B) { benchIngest(b, warmDir(b), true) })
+	b.Run("new", func(b *testing.B) { benchIngest(b, b.TempDir(), true) })
 	b.Run("duplicate", func(b *testing.B) { benchIngest(b, b.TempDir(), false) })
 	b.Run("parallel", benchIngestParallel)
 }
@@ -39,7 +33,7 @@ func BenchmarkIngest(b *testing.B) {
 // write connection.
 func benchIngestParallel(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, Config{DataDir: warmDir(b)}, nil, nil)
+	s, err := Open(ctx, Config{DataDir: b.TempDir()}, nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,7 +63,6 @@ func benchIngest(b *testing.B, dir string, unique bool) {
 	}
 	defer s.Close()
 	// The UID has a fixed-width counter, rewritten in place per iteration.
-	// Unique across runs: the warm directory is shared.
 	prefix := fmt.Sprintf("1.2.826.0.1.3680043.10.999.8.%d.%d.", os.Getpid(), benchRuns.Add(1))
 	d := ds{sop: prefix + fmt.Sprintf("1%011d", 0), pixels: benchPixels}
 	data, in := d.bytes(), d.incoming()
@@ -113,32 +106,3 @@ func benchIngest(b *testing.B, dir string, unique bool) {
 }
 
 var benchRuns atomic.Int64
-
-var warm struct {
-	once sync.Once
-	dir  string
-	err  error
-}
-
-// warmDir is a data directory, shared by the benchmark's runs, whose
-// blobs/ holds all 65,536 leaf directories.
-func warmDir(b *testing.B) string {
-	warm.once.Do(func() {
-		warm.dir, warm.err = os.MkdirTemp("", "radgate-store-bench-")
-		for i := 0; i < 1<<16 && warm.err == nil; i++ {
-			warm.err = os.MkdirAll(filepath.Join(warm.dir, blobsDirName, fmt.Sprintf("%02x", i>>8), fmt.Sprintf("%02x", i&0xff)), dirMode)
-		}
-	})
-	if warm.err != nil {
-		b.Fatal(warm.err)
-	}
-	return warm.dir // removed by TestMain
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if warm.dir != "" {
-		os.RemoveAll(warm.dir)
-	}
-	os.Exit(code)
-}

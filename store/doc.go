@@ -18,7 +18,8 @@
 //
 //	DataDir/lock                       flock(2): one radgate per data directory
 //	DataDir/tmp/<random>.part          blobs being written (emptied by Open)
-//	DataDir/blobs/ab/cd/abcd….dcm      Part 10 files, named by their SHA-256
+//	DataDir/blobs/ab/abcd….dcm         Part 10 files, named by their SHA-256;
+//	                                   256 directories, all made at Open
 //	DataDir/index.db (-wal, -shm)      SQLite: patient, study, series, instance
 //
 // A blob is the Part 10 file (PS3.10 7.1): a file meta that radgate writes
@@ -34,7 +35,9 @@
 //     declared UIDs, free disk below MinFreeBytes (statfs, cached 1 s).
 //  2. Stream the file meta and the data set into tmp/ (O_EXCL) through a
 //     256 KiB bufio.Writer, a SHA-256 and a byte count: no data set is ever
-//     held in memory, and each byte is copied once.
+//     held in memory, and each byte is copied once. Every 256 KiB written,
+//     writeback to disk is started (sync_file_range), so the fsync of step
+//     5 finds little left to do.
 //  3. Walk the data set back from the temp file (page cache) with
 //     dcm.ScanDataset: it must parse to the end, carry the four identifying
 //     UIDs and be the SOP instance the sender announced. The walk yields
@@ -44,32 +47,38 @@
 //     DuplicateSame; other content is kept, replaced or rejected per
 //     [DuplicatePolicy]. Rejected, invalid and duplicate data sets stop
 //     here and cost no fsync.
-//  5. fsync the temp file; rename it into blobs/ (creating the two
-//     directory levels the first time, fsyncing their parents); fsync the
-//     blob's directory.
+//  5. Make the blob durable: fsync the temp file, rename it into blobs/,
+//     fsync the blob's directory.
 //  6. Commit the patient, study, series and instance rows in one SQLite
-//     transaction (WAL, synchronous=FULL: the commit fsyncs the WAL).
+//     transaction (WAL, synchronous=FULL: the commit fsyncs the WAL). For
+//     a new instance, 5 and 6 run at the same time, which hides the WAL
+//     fsync behind the blob's; when a row is replaced, 6 follows 5.
 //  7. On Replace, delete the previous blob if no row references it.
 //
 // # Crash safety
 //
 // Whatever instant the process or the machine stops at:
 //
-//   - No acknowledged instance is lost. Ingest returns nil only after step
-//     6, and step 6 follows step 5's fsyncs: the blob's bytes (file fsync),
-//     its name (directory fsync; and the directories' own names, fsynced in
-//     their parents when made) and its row (WAL fsync) are all on stable
-//     storage before the sender is told.
+//   - No acknowledged instance is lost. Ingest returns nil only after both
+//     step 5 and step 6 are done: the blob's bytes (file fsync), its name
+//     (directory fsync; the directories' own names are fsynced in blobs/
+//     at every Open) and its row (WAL fsync) are all on stable storage
+//     before the sender is told.
 //   - No partial file is visible under blobs/. Bytes are written only in
 //     tmp/; a file enters blobs/ by rename(2), which is atomic, and only
 //     after its content was fsync'd, so even file systems that reorder data
 //     and metadata writes cannot expose a short file under a final name.
 //     Open empties tmp/, discarding whatever an interrupted Ingest left.
-//   - The index never points at a missing blob: the row is committed after
-//     the blob is durable. The reverse, a complete blob without a row
-//     (a crash between steps 5 and 6), is harmless: the sender got no
-//     answer and will resend, and the same content gets the same name, so
-//     the blob is reused.
+//   - A row without its blob can only belong to an instance never
+//     acknowledged: a new instance whose parallel steps 5 and 6 were cut
+//     short. If the blob step fails, Ingest removes the row; if the process
+//     dies, the next Open does (Close leaves a "clean" marker; without it,
+//     Open checks the newest rows, more than can be in flight, for their
+//     blobs). A replaced row is only rewritten once the new blob is
+//     durable. The reverse, a complete blob without a row, is harmless:
+//     the sender got no answer and will resend, and the same content gets
+//     the same name, so the blob is reused. While an ingest is in flight a
+//     reader may see the new row a moment before the blob can be opened.
 //   - A replaced blob is noted as an orphan in the same transaction that
 //     replaces its row; it is deleted (and its directory fsync'd) after the
 //     commit, then the note dropped. A crash in between leaves the note,

@@ -196,7 +196,7 @@ func sha256Hex(b []byte) string {
 }
 
 // checkBlobTree verifies every file under blobs/: named <sha256>.dcm in
-// blobs/<k[0:2]>/<k[2:4]>/, content hashing to its name, parsing as Part
+// blobs/<k[0:2]>/, content hashing to its name, parsing as Part
 // 10 to the end. It returns the keys.
 func checkBlobTree(t testing.TB, dataDir string) map[string]bool {
 	t.Helper()
@@ -207,7 +207,7 @@ func checkBlobTree(t testing.TB, dataDir string) map[string]bool {
 			t.Fatal(err)
 		}
 		key := strings.TrimSuffix(filepath.Base(rel), blobExt)
-		if want := filepath.Join(key[0:2], key[2:4], key+blobExt); rel != want {
+		if want := filepath.Join(key[0:2], key+blobExt); rel != want {
 			t.Errorf("blob at %s, want %s", rel, want)
 		}
 		if got := sha256Hex(b); got != key {

@@ -21,6 +21,13 @@ type Index interface {
 	// in the same transaction, so a crash before the caller removes them
 	// loses nothing: Orphans lists them again.
 	Upsert(ctx context.Context, inst Instance, expect string) (orphans []string, err error)
+	// Remove deletes the record of a SOP Instance UID provided its BlobKey
+	// is expect (it undoes an Upsert whose blob could not be committed).
+	// Removing a missing record is not an error.
+	Remove(ctx context.Context, sopInstanceUID, expect string) error
+	// Recent returns the SOP Instance UIDs and blob keys of the n records
+	// written last, newest first (Open checks them after a crash).
+	Recent(ctx context.Context, n int) ([]RecordRef, error)
 	// Orphans lists blob keys noted as orphans that still no record
 	// references.
 	Orphans(ctx context.Context) ([]string, error)
@@ -31,4 +38,9 @@ type Index interface {
 	// Ping reports whether the index answers.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// RecordRef names an index record and its blob.
+type RecordRef struct {
+	SOPInstanceUID, BlobKey string
 }

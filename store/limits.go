@@ -4,10 +4,10 @@ import "time"
 
 // Limits and tunables, in one place.
 const (
-	// writeBufferSize is the bufio.Writer between the sender's stream and
-	// the temp file: 256 KiB means a 530 KB CT slice takes three write(2)
-	// calls, and no data set is ever held whole in memory.
-	writeBufferSize = 256 << 10
+	// chunkSize is the unit of the ingest copy pipeline (two per ingest in
+	// flight): 256 KiB means a 530 KB CT slice takes three write(2) calls,
+	// and no data set is ever held whole in memory.
+	chunkSize = 256 << 10
 	// diskCheckInterval bounds how stale the cached free-space figure may
 	// be: one statfs(2) per second at most, whatever the ingest rate.
 	diskCheckInterval = time.Second

@@ -109,9 +109,10 @@ type SQLiteIndex struct {
 	w, r *sql.DB
 
 	// On w.
-	current, upPatient, upStudy, upSeries, upInstance, refs, addOrphan, delOrphan *sql.Stmt
+	current, upPatient, upStudy, upSeries, upInstance, refs, addOrphan, delOrphan, remove *sql.Stmt
+	selPatient, selStudy, selSeries                                                       *sql.Stmt
 	// On r.
-	lookup, count, orphans *sql.Stmt
+	lookup, count, orphans, recent *sql.Stmt
 
 	onCommit func(time.Duration) // observes each Upsert transaction
 }
@@ -207,7 +208,9 @@ func (x *SQLiteIndex) prepare(ctx context.Context) error {
 INSERT INTO patient (patient_id, patient_name, birth_date, sex, updated_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (patient_id) DO UPDATE SET patient_name = excluded.patient_name, birth_date = excluded.birth_date,
 	sex = excluded.sex, updated_at = excluded.updated_at
+WHERE (patient_name, birth_date, sex) IS NOT (excluded.patient_name, excluded.birth_date, excluded.sex)
 RETURNING pk`},
+		{x.w, &x.selPatient, `SELECT pk FROM patient WHERE patient_id = ?`},
 		{x.w, &x.upStudy, `
 INSERT INTO study (study_instance_uid, patient_pk, study_date, study_time, accession_number, study_description,
 	referring_physician_name, study_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -215,14 +218,22 @@ ON CONFLICT (study_instance_uid) DO UPDATE SET patient_pk = excluded.patient_pk,
 	study_time = excluded.study_time, accession_number = excluded.accession_number,
 	study_description = excluded.study_description, referring_physician_name = excluded.referring_physician_name,
 	study_id = excluded.study_id, updated_at = excluded.updated_at
+WHERE (patient_pk, study_date, study_time, accession_number, study_description, referring_physician_name, study_id)
+	IS NOT (excluded.patient_pk, excluded.study_date, excluded.study_time, excluded.accession_number,
+	excluded.study_description, excluded.referring_physician_name, excluded.study_id)
 RETURNING pk`},
+		{x.w, &x.selStudy, `SELECT pk FROM study WHERE study_instance_uid = ?`},
 		{x.w, &x.upSeries, `
 INSERT INTO series (series_instance_uid, study_pk, modality, series_number, series_description, body_part_examined,
 	created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (series_instance_uid) DO UPDATE SET study_pk = excluded.study_pk, modality = excluded.modality,
 	series_number = excluded.series_number, series_description = excluded.series_description,
 	body_part_examined = excluded.body_part_examined, updated_at = excluded.updated_at
+WHERE (study_pk, modality, series_number, series_description, body_part_examined)
+	IS NOT (excluded.study_pk, excluded.modality, excluded.series_number, excluded.series_description,
+	excluded.body_part_examined)
 RETURNING pk`},
+		{x.w, &x.selSeries, `SELECT pk FROM series WHERE series_instance_uid = ?`},
 		{x.w, &x.upInstance, `
 INSERT INTO instance (sop_instance_uid, series_pk, sop_class_uid, instance_number, image_rows, image_columns,
 	number_of_frames, specific_character_set, transfer_syntax_uid, calling_ae, called_ae, remote_addr, source,
@@ -236,6 +247,8 @@ ON CONFLICT (sop_instance_uid) DO UPDATE SET series_pk = excluded.series_pk, sop
 		{x.w, &x.refs, `SELECT COUNT(*) FROM instance WHERE blob_key = ?`},
 		{x.w, &x.addOrphan, `INSERT OR IGNORE INTO blob_orphan (blob_key, since) VALUES (?, ?)`},
 		{x.w, &x.delOrphan, `DELETE FROM blob_orphan WHERE blob_key = ?`},
+		{x.w, &x.remove, `DELETE FROM instance WHERE sop_instance_uid = ? AND blob_key = ?`},
+		{x.r, &x.recent, `SELECT sop_instance_uid, blob_key FROM instance ORDER BY pk DESC LIMIT ?`},
 		{x.r, &x.lookup, lookupSQL},
 		{x.r, &x.count, `SELECT COUNT(*) FROM instance`},
 		{x.r, &x.orphans, `SELECT o.blob_key FROM blob_orphan o
@@ -296,19 +309,22 @@ func (x *SQLiteIndex) Upsert(ctx context.Context, in Instance, expect string) (o
 		return nil, ErrConflict
 	}
 	now := time.Now().UnixNano()
+	// Patient, study and series rows are written only when an attribute
+	// changed (the upserts' WHERE): most instances of a series repeat them,
+	// and an unchanged row costs no WAL pages.
 	var patientPK, studyPK, seriesPK int64
-	if err = tx.StmtContext(ctx, x.upPatient).QueryRowContext(ctx,
-		in.PatientID, in.PatientName, in.PatientBirthDate, in.PatientSex, now).Scan(&patientPK); err != nil {
+	if patientPK, err = upsertPK(ctx, tx, x.upPatient, x.selPatient, in.PatientID,
+		in.PatientID, in.PatientName, in.PatientBirthDate, in.PatientSex, now); err != nil {
 		return nil, fmt.Errorf("store: index patient: %w", err)
 	}
-	if err = tx.StmtContext(ctx, x.upStudy).QueryRowContext(ctx,
+	if studyPK, err = upsertPK(ctx, tx, x.upStudy, x.selStudy, in.StudyInstanceUID,
 		in.StudyInstanceUID, patientPK, in.StudyDate, in.StudyTime, in.AccessionNumber, in.StudyDescription,
-		in.ReferringPhysicianName, in.StudyID, now, now).Scan(&studyPK); err != nil {
+		in.ReferringPhysicianName, in.StudyID, now, now); err != nil {
 		return nil, fmt.Errorf("store: index study: %w", err)
 	}
-	if err = tx.StmtContext(ctx, x.upSeries).QueryRowContext(ctx,
+	if seriesPK, err = upsertPK(ctx, tx, x.upSeries, x.selSeries, in.SeriesInstanceUID,
 		in.SeriesInstanceUID, studyPK, in.Modality, in.SeriesNumber, in.SeriesDescription, in.BodyPartExamined,
-		now, now).Scan(&seriesPK); err != nil {
+		now, now); err != nil {
 		return nil, fmt.Errorf("store: index series: %w", err)
 	}
 	if _, err = tx.StmtContext(ctx, x.upInstance).ExecContext(ctx,
@@ -338,6 +354,47 @@ func (x *SQLiteIndex) Upsert(ctx context.Context, in Instance, expect string) (o
 	}
 	x.onCommit(time.Since(start))
 	return orphans, nil
+}
+
+// Remove implements Index.
+func (x *SQLiteIndex) Remove(ctx context.Context, sopInstanceUID, expect string) error {
+	if _, err := x.remove.ExecContext(ctx, sopInstanceUID, expect); err != nil {
+		return fmt.Errorf("store: index remove: %w", err)
+	}
+	return nil
+}
+
+// Recent implements Index. Rows get increasing pks as they are inserted,
+// so the highest pks are the newest instances.
+func (x *SQLiteIndex) Recent(ctx context.Context, n int) ([]RecordRef, error) {
+	rows, err := x.recent.QueryContext(ctx, n)
+	if err != nil {
+		return nil, fmt.Errorf("store: index: %w", err)
+	}
+	defer rows.Close()
+	var refs []RecordRef
+	for rows.Next() {
+		var r RecordRef
+		if err := rows.Scan(&r.SOPInstanceUID, &r.BlobKey); err != nil {
+			return nil, fmt.Errorf("store: index: %w", err)
+		}
+		refs = append(refs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: index: %w", err)
+	}
+	return refs, nil
+}
+
+// upsertPK runs an upsert that returns the row's pk only when it wrote the
+// row, and otherwise selects the pk by key.
+func upsertPK(ctx context.Context, tx *sql.Tx, up, sel *sql.Stmt, key any, args ...any) (int64, error) {
+	var pk int64
+	err := tx.StmtContext(ctx, up).QueryRowContext(ctx, args...).Scan(&pk)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.StmtContext(ctx, sel).QueryRowContext(ctx, key).Scan(&pk)
+	}
+	return pk, err
 }
 
 // Orphans implements Index.
@@ -412,7 +469,7 @@ func (x *SQLiteIndex) Ping(ctx context.Context) error {
 func (x *SQLiteIndex) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{x.current, x.upPatient, x.upStudy, x.upSeries, x.upInstance, x.refs,
-		x.addOrphan, x.delOrphan, x.lookup, x.count, x.orphans} {
+		x.addOrphan, x.delOrphan, x.remove, x.selPatient, x.selStudy, x.selSeries, x.lookup, x.count, x.orphans, x.recent} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -57,7 +56,7 @@ type Store struct {
 
 	// Per-ingest scratch, reused: a 256 KiB write buffer, a SHA-256 state
 	// and a dcm.Scanner (its 64 KiB read buffer).
-	bufs     sync.Pool
+	chunks   sync.Pool
 	hashes   sync.Pool
 	scanners sync.Pool
 }
@@ -96,6 +95,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	}
 	index, err := OpenSQLiteIndex(ctx, filepath.Join(cfg.DataDir, indexName))
 	if err != nil {
+		lf.Close()
+		return nil, err
+	}
+	if err := recoverUnclean(ctx, cfg.DataDir, blobs, index, log); err != nil {
+		index.Close()
 		lf.Close()
 		return nil, err
 	}
@@ -138,7 +142,7 @@ func New(ctx context.Context, cfg Config, blobs Blobs, index Index, log *slog.Lo
 		m:     m,
 		disk:  diskGuard{path: cfg.DataDir, min: cfg.MinFreeBytes},
 	}
-	s.bufs.New = func() any { return bufio.NewWriterSize(nil, writeBufferSize) }
+	s.chunks.New = func() any { return newChunkBuffers() }
 	s.hashes.New = func() any { return sha256.New() }
 	s.scanners.New = func() any { return new(dcm.Scanner) }
 
@@ -164,9 +168,84 @@ func (s *Store) Close() error {
 	s.closed = true
 	err := s.index.Close()
 	if s.lockFile != nil {
+		if err == nil {
+			err = markClean(s.cfg.DataDir)
+		}
 		err = errors.Join(err, s.lockFile.Close())
 	}
 	return err
+}
+
+// recentChecked is how many of the newest index rows Open checks for their
+// blob after an unclean stop. Rows are committed in parallel with their
+// blob (see ingest), so a crash can leave a row whose blob never made it;
+// there are at most as many such rows as ingests were in flight, far fewer
+// than this.
+const recentChecked = 4096
+
+// recoverUnclean runs at Open. Unless the previous run closed cleanly (the
+// clean marker is present), it removes index rows among the newest whose
+// blob is missing: instances whose Ingest was cut short, never
+// acknowledged. Then it removes the marker, durably, so a crash of this run
+// is detected by the next.
+func recoverUnclean(ctx context.Context, dataDir string, blobs Blobs, index Index, log *slog.Logger) error {
+	marker := filepath.Join(dataDir, cleanName)
+	if _, err := os.Stat(marker); err == nil {
+		if err := os.Remove(marker); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		return syncDirPath(dataDir)
+	}
+	refs, err := index.Recent(ctx, recentChecked)
+	if err != nil {
+		return err
+	}
+	removed := 0
+	for _, r := range refs {
+		ok, err := blobs.Exists(ctx, r.BlobKey)
+		if err != nil {
+			return err
+		}
+		if ok {
+			continue
+		}
+		if err := index.Remove(ctx, r.SOPInstanceUID, r.BlobKey); err != nil {
+			return err
+		}
+		removed++
+	}
+	if removed > 0 {
+		log.Warn("store: removed index rows of unacknowledged instances an interrupted run left without a blob", "rows", removed)
+	}
+	return nil
+}
+
+// markClean records a clean Close: the next Open can skip recoverUnclean.
+func markClean(dataDir string) error {
+	f, err := os.OpenFile(filepath.Join(dataDir, cleanName), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fileMode)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := errors.Join(f.Sync(), f.Close()); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return syncDirPath(dataDir)
+}
+
+// syncDirPath fsyncs a directory.
+func syncDirPath(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: fsync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // scanTags are the attributes Ingest indexes, in ascending tag order (as
@@ -267,13 +346,23 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 		return Result{}, diskReason(err), err
 	}
 
+	// The per-UID lock makes lookup .. commit atomic for one SOP Instance
+	// UID within this process (Upsert's compare-and-swap catches anyone
+	// else). The declared UID is known before the data set arrives, so the
+	// lookup runs while it streams in.
+	unlock := s.locks.lock(in.SOPInstanceUID)
+	defer unlock()
+	prior := s.startLookup(ctx, in.SOPInstanceUID)
+	defer prior.wait()
+
 	w, err := s.blobs.Create(ctx)
 	if err != nil {
 		return Result{}, writeReason(err), writeErr(err)
 	}
 	defer w.Abort() // after Commit: does nothing
 
-	// 1. Stream meta + data set to the temp file through the hash.
+	// 1. Stream meta + data set to the temp file through the hash
+	// (copyHashed overlaps reading the sender with hashing and writing).
 	meta := dcm.FileMeta{
 		MediaStorageSOPClassUID:      in.SOPClassUID,
 		MediaStorageSOPInstanceUID:   in.SOPInstanceUID,
@@ -285,37 +374,31 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 	h := s.hashes.Get().(hash.Hash)
 	defer s.hashes.Put(h)
 	h.Reset()
-	cw := &hashingWriter{w: w, h: h}
-	bw := s.bufs.Get().(*bufio.Writer)
-	defer func() { bw.Reset(nil); s.bufs.Put(bw) }()
-	bw.Reset(cw)
-
-	if err := dcm.WriteFileMeta(bw, meta); err != nil {
+	var mb bytes.Buffer
+	if err := dcm.WriteFileMeta(&mb, meta); err != nil {
 		if errors.Is(err, dcm.ErrInvalidFileMeta) {
 			return Result{}, reasonInvalid, fmt.Errorf("%w: %w", ErrInvalidDataset, err)
 		}
 		return Result{}, writeReason(err), writeErr(err)
 	}
-	metaLen := int64(bw.Buffered()) // the meta is far smaller than the buffer
-	src := &sourceReader{r: dataset}
-	var r io.Reader = src
-	if s.cfg.MaxInstanceBytes > 0 {
-		r = io.LimitReader(src, s.cfg.MaxInstanceBytes+1)
-	}
-	n, err := bw.ReadFrom(r)
-	if src.err != nil {
-		return Result{}, reasonRead, fmt.Errorf("store: reading data set: %w", src.err)
-	}
-	if err != nil {
+	metaLen := int64(mb.Len())
+	h.Write(mb.Bytes())
+	if _, err := w.Write(mb.Bytes()); err != nil {
 		return Result{}, writeReason(err), writeErr(err)
+	}
+	bufs := s.chunks.Get().(*chunkBuffers)
+	n, rerr, werr := copyHashed(w, h, dataset, s.cfg.MaxInstanceBytes, bufs)
+	s.chunks.Put(bufs)
+	if rerr != nil {
+		return Result{}, reasonRead, fmt.Errorf("store: reading data set: %w", rerr)
+	}
+	if werr != nil {
+		return Result{}, writeReason(werr), writeErr(werr)
 	}
 	if s.cfg.MaxInstanceBytes > 0 && n > s.cfg.MaxInstanceBytes {
 		return Result{}, reasonTooLarge, fmt.Errorf("%w: data set exceeds %d bytes", ErrTooLarge, s.cfg.MaxInstanceBytes)
 	}
-	if err := bw.Flush(); err != nil {
-		return Result{}, writeReason(err), writeErr(err)
-	}
-	size := cw.n
+	size := metaLen + n
 	var sum [sha256.Size]byte
 	key := hex.EncodeToString(h.Sum(sum[:0]))
 	if err := ctx.Err(); err != nil {
@@ -339,13 +422,9 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 	inst.ReceivedAt = time.Now().UTC()
 	inst.Size, inst.SHA256, inst.BlobKey, inst.DatasetOffset = size, key, key, metaLen
 
-	// 3. Duplicates. The per-UID lock makes lookup .. commit atomic for one
-	// SOP Instance UID within this process; Upsert's compare-and-swap
-	// catches anyone else.
-	unlock := s.locks.lock(in.SOPInstanceUID)
-	defer unlock()
+	// 3. Duplicates, against the lookup started before the data arrived.
 	outcome, expect := Stored, ""
-	prev, err := s.index.Lookup(ctx, in.SOPInstanceUID)
+	prev, err := prior.wait()
 	switch {
 	case errors.Is(err, ErrNotFound):
 	case err != nil:
@@ -358,7 +437,17 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 			}
 		}
 		if same {
-			return Result{Outcome: DuplicateSame, Instance: prev}, "", nil
+			ok, err := s.blobs.Exists(ctx, prev.BlobKey)
+			if err != nil {
+				return Result{}, reasonIO, err
+			}
+			if ok {
+				return Result{Outcome: DuplicateSame, Instance: prev}, "", nil
+			}
+			// The row outlived its blob (an interrupted run): store it again.
+			s.log.Warn("store: indexed instance had no blob; storing it again", "instance", uidRef(in.SOPInstanceUID))
+			outcome, expect = DuplicateSame, prev.BlobKey
+			break
 		}
 		switch s.cfg.Duplicates {
 		case KeepFirst:
@@ -370,23 +459,79 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 		outcome, expect = Replaced, prev.BlobKey
 	}
 
-	// 4. Make it durable: data, then name, then index row.
-	if err := w.Sync(); err != nil {
-		return Result{}, writeReason(err), writeErr(err)
-	}
-	if err := w.Commit(ctx, key); err != nil {
-		return Result{}, writeReason(err), writeErr(err)
-	}
-	// The blob is in place: finish even if the caller gives up now, or
-	// the blob would only be an orphan (harmless, but wasted).
-	orphans, err := s.index.Upsert(context.WithoutCancel(ctx), inst, expect)
-	if err != nil {
-		return Result{}, reasonIO, err
+	// 4. Make it durable: the blob's data, then its name; and the index row.
+	// Once started, finish even if the caller gives up: a half-done step
+	// only leaves an orphan blob or a row to clean up.
+	ictx := context.WithoutCancel(ctx)
+	var orphans []string
+	if outcome == Stored {
+		// A new instance: the row and the blob are made durable at the same
+		// time, which saves the WAL fsync's latency on every instance. Both
+		// finish before the sender is told. If the blob fails, the row is
+		// removed again; if the process dies in between, the row has no
+		// blob and recoverUnclean removes it at the next Open.
+		blobDone := make(chan error, 1)
+		go func() { blobDone <- persist(ictx, w, key) }()
+		orphans, err = s.index.Upsert(ictx, inst, expect)
+		blobErr := <-blobDone
+		if blobErr != nil {
+			if err == nil {
+				if rerr := s.index.Remove(ictx, inst.SOPInstanceUID, key); rerr != nil {
+					s.log.Error("store: could not remove the row of a blob that failed; the next start removes it",
+						"instance", uidRef(in.SOPInstanceUID), "err", rerr)
+				}
+			}
+			return Result{}, writeReason(blobErr), writeErr(blobErr)
+		}
+		if err != nil {
+			return Result{}, reasonIO, err
+		}
+	} else {
+		// Replacing (or restoring) a row: the previous row stays valid until
+		// the new blob is durable, so a crash never leaves neither.
+		if err := persist(ictx, w, key); err != nil {
+			return Result{}, writeReason(err), writeErr(err)
+		}
+		if orphans, err = s.index.Upsert(ictx, inst, expect); err != nil {
+			return Result{}, reasonIO, err
+		}
 	}
 	s.m.bytes.Add(float64(size))
 	s.disk.consumed(size)
 	s.removeOrphans(ctx, orphans)
 	return Result{Outcome: outcome, Instance: inst}, "", nil
+}
+
+// pendingLookup is an index lookup running on its own goroutine.
+type pendingLookup struct {
+	done chan struct{}
+	prev Instance
+	err  error
+}
+
+// startLookup looks up a SOP Instance UID in the background. Its goroutine
+// ends by itself; wait returns its result (and may be called again).
+func (s *Store) startLookup(ctx context.Context, uid string) *pendingLookup {
+	p := &pendingLookup{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.prev, p.err = s.index.Lookup(ctx, uid)
+	}()
+	return p
+}
+
+func (p *pendingLookup) wait() (Instance, error) {
+	<-p.done
+	return p.prev, p.err
+}
+
+// persist makes a written blob durable under key: fsync its data, then
+// rename it into place and fsync the directory (BlobWriter.Commit).
+func persist(ctx context.Context, w BlobWriter, key string) error {
+	if err := w.Sync(); err != nil {
+		return err
+	}
+	return w.Commit(ctx, key)
 }
 
 // checkUIDs enforces what the index relies on: the four identifying UIDs
@@ -594,36 +739,6 @@ func (s *Store) CountInstances(ctx context.Context) (int64, error) {
 		return 0, ErrClosed
 	}
 	return s.index.Count(ctx)
-}
-
-// hashingWriter counts and hashes what goes to the temp file. It sits
-// under the bufio.Writer, so it sees each 256 KiB block once.
-type hashingWriter struct {
-	w io.Writer
-	h hash.Hash
-	n int64
-}
-
-func (c *hashingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.h.Write(p[:n])
-	c.n += int64(n)
-	return n, err
-}
-
-// sourceReader remembers the sender's read error, to tell it apart from
-// our write errors after bufio.Writer.ReadFrom.
-type sourceReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		s.err = err
-	}
-	return n, err
 }
 
 func writeErr(err error) error {

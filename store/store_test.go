@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -523,7 +524,7 @@ func TestMetrics(t *testing.T) {
 		"radgate_store_errors_total{reason=invalid_dataset}":    1,
 		"radgate_store_bytes_total":                             blob,
 		"radgate_store_ingest_seconds_count":                    3,
-		"radgate_store_fsync_seconds_count":                     4, // file, leaf dir, top dir, blob dir
+		"radgate_store_fsync_seconds_count":                     2, // file, blob dir
 		"radgate_store_index_commit_seconds_count":              1,
 	} {
 		if got[name] != want {
@@ -568,4 +569,87 @@ func TestMetaAETitle(t *testing.T) {
 			t.Errorf("metaAETitle(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// failCommit makes every blob Commit fail, as a full or broken disk would
+// after the index row of a new instance was committed in parallel.
+type failCommit struct{ *FSBlobs }
+
+func (f failCommit) Create(ctx context.Context) (BlobWriter, error) {
+	w, err := f.FSBlobs.Create(ctx)
+	return failingWriter{w}, err
+}
+
+type failingWriter struct{ BlobWriter }
+
+func (w failingWriter) Commit(context.Context, string) error {
+	_ = w.BlobWriter.Abort()
+	return errors.New("injected commit failure")
+}
+
+func TestBlobFailureRemovesParallelRow(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fb, err := NewFSBlobs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := OpenSQLiteIndex(ctx, filepath.Join(dir, indexName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ctx, Config{DataDir: dir}, failCommit{fb}, idx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d := ds{sop: "1.2.826.0.1.3680043.10.999.5.1"}
+	if _, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes())); err == nil {
+		t.Fatal("Ingest succeeded although the blob could not be committed")
+	}
+	if _, err := s.Instance(ctx, d.sop); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("row left behind: %v", err)
+	}
+}
+
+// A row committed in parallel with a blob that never made it (the process
+// died in between) is removed by the next Open unless the last Close was
+// clean; a resend then stores the instance again.
+func TestOpenAfterCrashRemovesRowsWithoutBlob(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTest(t, Config{DataDir: dir})
+	kept := ds{sop: "1.2.826.0.1.3680043.10.999.6.1", fill: 1}
+	lost := ds{sop: "1.2.826.0.1.3680043.10.999.6.2", fill: 2}
+	for _, d := range []ds{kept, lost} {
+		if _, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lostInst, err := s.Instance(ctx, lost.sop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Simulate the crash: the blob is gone and there was no clean Close.
+	if err := os.Remove(filepath.Join(dir, blobsDirName, lostInst.BlobKey[:2], lostInst.BlobKey+blobExt)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, cleanName)); err != nil {
+		t.Fatalf("no clean marker after Close: %v", err)
+	}
+	s = openTest(t, Config{DataDir: dir})
+	if _, err := s.Instance(ctx, lost.sop); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("row without blob survived Open: %v", err)
+	}
+	if _, err := s.Instance(ctx, kept.sop); err != nil {
+		t.Fatalf("intact instance lost: %v", err)
+	}
+	res, err := s.Ingest(ctx, lost.incoming(), bytes.NewReader(lost.bytes()))
+	if err != nil || res.Outcome != Stored {
+		t.Fatalf("resend: %v %v", res.Outcome, err)
+	}
+	checkBlobTree(t, dir)
 }
