@@ -251,7 +251,11 @@ func (a *Association) awaitClose() {
 			}
 			a.pduLeft = 0
 		}
-		if r.ev == evt15 { // shutdown or idle while waiting: just close
+		if r.ev == evt15 || r.ev == evt19 {
+			// Shutdown or idle while waiting, or more garbage after we
+			// aborted: close rather than answer each invalid PDU with an
+			// A-ABORT (AA-7), which would let a peer make us send without
+			// bound.
 			break
 		}
 		t, _ := a.fire(r.ev)
@@ -267,7 +271,22 @@ func (a *Association) awaitClose() {
 // this point (an abort, a close, an invalid PDU) and returns the error that
 // ends the association.
 func (a *Association) handleUnexpected(r received) error {
-	t, ok := a.fire(r.ev)
+	if r.ev == evt10 && a.pduLeft > 0 {
+		// A P-DATA-TF we will not process: skip its body so what follows is
+		// read as the next PDU, not as PDUs made of its data.
+		if _, err := a.br.Discard(int(a.pduLeft)); err != nil {
+			r = a.readFailure(err, true)
+		}
+		a.pduLeft = 0
+	}
+	if r.ev == evt16 && r.err == nil {
+		r.end, r.err = EndPeerAborted, ErrAborted
+	}
+	if r.err == nil {
+		// A well-formed PDU this state does not expect.
+		r.end, r.err = EndUnexpectedPDU, fmt.Errorf("%w: %s received in %s", ErrProtocol, pduName(r.ev), a.st)
+	}
+	t, _ := a.fire(r.ev)
 	switch t.do {
 	case aa3: // peer A-ABORT
 		_ = a.conn.Close()
@@ -278,29 +297,35 @@ func (a *Association) handleUnexpected(r received) error {
 		return &AbortError{Source: ab.Source, Reason: ab.Reason}
 	case aa4, aa5, aa2: // transport closed, or ARTIM expired
 		_ = a.conn.Close()
-		if r.err == nil {
-			r.err = io.ErrUnexpectedEOF
-		}
 		return endWith(r.end, r.err)
-	case aa1: // local abort request (idle, shutdown) or invalid PDU in Sta2
+	case aa1: // local abort request (idle, shutdown) or a bad PDU in Sta2
 		a.abort(AbortSourceUser, r.end)
-		if r.err == nil {
-			r.err = ErrProtocol
-		}
 		return endWith(r.end, r.err)
 	}
-	// AA-8 and anything else: a PDU this state does not expect.
-	reason := r.end
-	err := r.err
-	if !ok || err == nil {
-		reason = EndUnexpectedPDU
-		err = fmt.Errorf("%w: PDU event %s in %s", ErrProtocol, r.ev, a.st)
-		if r.err != nil {
-			reason, err = r.end, r.err
-		}
+	// AA-8 and blank cells: a PDU this state does not expect.
+	a.abort(AbortSourceProvider, r.end)
+	return endWith(r.end, r.err)
+}
+
+// pduName names the PDU behind a receive event, for errors and logs.
+func pduName(e event) string {
+	switch e {
+	case evt03:
+		return "A-ASSOCIATE-AC"
+	case evt04:
+		return "A-ASSOCIATE-RJ"
+	case evt06:
+		return "A-ASSOCIATE-RQ"
+	case evt10:
+		return "P-DATA-TF"
+	case evt12:
+		return "A-RELEASE-RQ"
+	case evt13:
+		return "A-RELEASE-RP"
+	case evt16:
+		return "A-ABORT"
 	}
-	a.abort(AbortSourceProvider, reason)
-	return endWith(reason, err)
+	return "PDU (" + e.String() + ")"
 }
 
 // Abort ends the association with A-ABORT from the service user.
@@ -472,7 +497,9 @@ func (a *Association) maxFragment() uint32 {
 	if m == 0 || m > DefaultMaxPDULength {
 		m = DefaultMaxPDULength
 	}
-	return m - 6 // PDV item length field (4), context ID and header (2)
+	// PDV item length field (4), context ID and header (2); even, so that
+	// every fragment but an odd data set's last has even length.
+	return (m - 6) &^ 1
 }
 
 // writeMessage sends a command and, when data is not nil, the data set read
@@ -504,8 +531,10 @@ func (a *Association) writeMessage(pc presentationContext, cmd *Command, data io
 			a.frag = make([]byte, frag)
 		}
 		buf := a.frag[:frag]
+		var total int64
 		for {
 			n, err := io.ReadFull(a.lookahead, buf)
+			total += int64(n)
 			last := err == io.EOF || err == io.ErrUnexpectedEOF
 			if err != nil && !last {
 				return err
@@ -516,6 +545,12 @@ func (a *Association) writeMessage(pc presentationContext, cmd *Command, data io
 				} else if perr != nil {
 					return perr
 				}
+			}
+			if last && total%2 == 1 {
+				// Data sets have even length; a deflated one is padded with
+				// one trailing NUL (PS3.5 A.5). n < frag here, as frag is even.
+				a.frag[n] = 0
+				n++
 			}
 			if err := a.writePDVHeader(pc.id, false, last, uint32(n)); err != nil {
 				return err

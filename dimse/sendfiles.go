@@ -1,6 +1,7 @@
 package dimse
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -137,14 +138,28 @@ func scanFile(path string) *sendItem {
 	if fi, err := f.Stat(); err == nil {
 		it.size = fi.Size()
 	}
-	meta, _, err := dcm.OpenPart10(f)
-	switch {
-	case err != nil:
+	meta, data, err := dcm.OpenPart10(f)
+	if err != nil {
 		it.err = err
-	case meta.MediaStorageSOPClassUID == "" || meta.MediaStorageSOPInstanceUID == "":
+		return it
+	}
+	ts, ok := dcm.LookupTransferSyntax(meta.TransferSyntaxUID)
+	if !ok {
+		it.err = fmt.Errorf("dcm: %s: unknown transfer syntax %q", path, meta.TransferSyntaxUID)
+		return it
+	}
+	// The data set is authoritative for what the instance is (the file
+	// meta can disagree with it); walking it also refuses a corrupt file
+	// before anything is sent.
+	attrs, err := dcm.ScanDataset(data, ts, []dcm.Tag{dcm.SOPClassUID, dcm.SOPInstanceUID})
+	if err != nil {
+		it.err = fmt.Errorf("%s: %w", path, err)
+		return it
+	}
+	it.sopClass, it.sopInst, it.ts = cmp.Or(attrs[dcm.SOPClassUID], meta.MediaStorageSOPClassUID),
+		cmp.Or(attrs[dcm.SOPInstanceUID], meta.MediaStorageSOPInstanceUID), ts.UID
+	if it.sopClass == "" || it.sopInst == "" {
 		it.err = fmt.Errorf("dcm: %s has no SOP Class or SOP Instance UID", path)
-	default:
-		it.sopClass, it.sopInst, it.ts = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID
 	}
 	return it
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -141,7 +142,7 @@ func TestEchoAndStoreRoundTrip(t *testing.T) {
 		if st, err := c.Echo(ctx); err != nil || st.Code != StatusSuccess {
 			t.Fatalf("echo: %v %v", st, err)
 		}
-		for _, size := range []int{0, 1, 1017, 1018, 1019, 100_000, 5 << 20} {
+		for _, size := range []int{0, 2, 1016, 1018, 1020, 2036, 100_000, 5 << 20} { // around the 1018-byte fragment
 			data := make([]byte, size)
 			_, _ = rand.Read(data)
 			uid := "1.2.3." + string(rune('0'+size%10)) + "." + time.Now().Format("150405.000000000")
@@ -373,4 +374,25 @@ func TestShutdownAbortsAfterGrace(t *testing.T) {
 	if ab, ok := p.(*Abort); err != nil || !ok || ab.Source != AbortSourceUser {
 		t.Fatalf("after shutdown got %v %v, want A-ABORT", p, err)
 	}
+}
+
+// A data set of odd length (a deflated one) goes out padded with one NUL,
+// as PS3.5 A.5 requires and DCMTK insists on.
+func TestOddLengthDataSetPadded(t *testing.T) {
+	ts := startServer(t, nil)
+	c := dialTest(t, ts.addr, ClientConfig{MaxPDULength: 1024}, Proposal{AbstractSyntax: ctImageStorage, TransferSyntaxes: []string{dcm.DeflatedExplicitVRLittleEndian}})
+	for _, size := range []int{1, 1017, 1019, 4303} {
+		data := bytes.Repeat([]byte{7}, size)
+		uid := fmt.Sprintf("1.2.3.%d", size)
+		if st, err := c.Store(context.Background(), ctImageStorage, uid, dcm.DeflatedExplicitVRLittleEndian, PriorityMedium, bytes.NewReader(data)); err != nil || !st.OK() {
+			t.Fatalf("%d bytes: %v %v", size, st, err)
+		}
+		ts.h.mu.Lock()
+		got := ts.h.got[uid]
+		ts.h.mu.Unlock()
+		if want := append(data, 0); !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes: got %d bytes, want the data and one NUL", size, len(got))
+		}
+	}
+	_ = c.Release(context.Background())
 }
