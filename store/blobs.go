@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"time"
 )
 
@@ -29,6 +31,8 @@ type Blobs interface {
 	Exists(ctx context.Context, key string) (bool, error)
 	// Ping reports whether new blobs can be written.
 	Ping(ctx context.Context) error
+	// Close releases what the backend holds; no call may follow.
+	Close() error
 }
 
 // BlobWriter is a blob being written. The caller writes it, may read it
@@ -75,7 +79,22 @@ type FSBlobs struct {
 
 	// onFsync observes every fsync's duration (set before first use).
 	onFsync func(time.Duration)
+
+	// dirs are the blob directories, open for fsync after each rename.
+	dirs [blobDirs]*os.File
+
+	// spare holds temp files made ahead of need: creating a file (inode
+	// allocation) costs a noticeable part of an instance's time, so Create
+	// takes a ready one and a goroutine makes the next. wg tracks those
+	// goroutines; Close waits for them.
+	spare  chan *os.File
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
 }
+
+// spareFiles is how many temp files FSBlobs keeps ready.
+const spareFiles = 4
 
 // blobDirs is the number of directories under blobs/: three hex digits.
 const blobDirs = 1 << 8
@@ -88,6 +107,7 @@ func NewFSBlobs(dataDir string) (*FSBlobs, error) {
 		root:    filepath.Join(dataDir, blobsDirName),
 		tmp:     filepath.Join(dataDir, tmpDirName),
 		onFsync: func(time.Duration) {},
+		spare:   make(chan *os.File, spareFiles),
 	}
 	if err := mkdirDurable(dataDir, b.syncDir); err != nil {
 		return nil, err
@@ -111,10 +131,51 @@ func (b *FSBlobs) makeDirs() error {
 	for i := range blobDirs {
 		dir := filepath.Join(b.root, fmt.Sprintf("%02x", i))
 		if err := os.Mkdir(dir, dirMode); err != nil && !errors.Is(err, fs.ErrExist) {
+			b.closeDirs()
 			return fmt.Errorf("store: %w", err)
 		}
+		d, err := os.Open(dir)
+		if err != nil {
+			b.closeDirs()
+			return fmt.Errorf("store: %w", err)
+		}
+		b.dirs[i] = d
 	}
-	return b.syncDir(b.root)
+	if err := b.syncDir(b.root); err != nil {
+		b.closeDirs()
+		return err
+	}
+	return nil
+}
+
+func (b *FSBlobs) closeDirs() {
+	for i, d := range b.dirs {
+		if d != nil {
+			_ = d.Close()
+			b.dirs[i] = nil
+		}
+	}
+}
+
+// Close implements Blobs: it waits for spare files being made, removes
+// the unused ones and closes the directories.
+func (b *FSBlobs) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+	var errs []error
+	for {
+		select {
+		case f := <-b.spare:
+			errs = append(errs, f.Close(), os.Remove(f.Name()))
+			continue
+		default:
+		}
+		break
+	}
+	b.closeDirs()
+	return errors.Join(errs...)
 }
 
 // mkdirDurable creates dir (and missing parents) and fsyncs the parent of
@@ -159,17 +220,56 @@ func (b *FSBlobs) RemovePartial() (int, error) {
 	return n, nil
 }
 
-// Create opens a new temp file, O_EXCL so two writers never share one.
+// Create returns a new temp file: a spare one when ready, and starts
+// making its replacement.
 func (b *FSBlobs) Create(ctx context.Context) (BlobWriter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	name := filepath.Join(b.tmp, rand.Text()+partExt)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+	var f *os.File
+	select {
+	case f = <-b.spare:
+	default:
+		var err error
+		if f, err = b.newTemp(); err != nil {
+			return nil, err
+		}
+	}
+	b.mu.Lock()
+	if !b.closed {
+		b.wg.Add(1)
+		go b.makeSpare()
+	}
+	b.mu.Unlock()
+	return &fsWriter{b: b, f: f, name: f.Name()}, nil
+}
+
+// newTemp creates a temp file, O_EXCL so two writers never share one.
+func (b *FSBlobs) newTemp() (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(b.tmp, rand.Text()+partExt), os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return nil, fmt.Errorf("store: create temp blob: %w", err)
 	}
-	return &fsWriter{b: b, f: f, name: name}, nil
+	return f, nil
+}
+
+// makeSpare adds a temp file to the spares unless enough are ready. A
+// failure is left for the next Create to meet and report.
+func (b *FSBlobs) makeSpare() {
+	defer b.wg.Done()
+	if len(b.spare) >= spareFiles {
+		return
+	}
+	f, err := b.newTemp()
+	if err != nil {
+		return
+	}
+	select {
+	case b.spare <- f:
+	default:
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+	}
 }
 
 // Open opens the blob under key.
@@ -270,6 +370,18 @@ func (b *FSBlobs) syncDir(dir string) error {
 	return nil
 }
 
+// syncBlobDir fsyncs the directory of key through its open handle.
+func (b *FSBlobs) syncBlobDir(key string) error {
+	i, err := strconv.ParseUint(key[:2], 16, 8)
+	if err != nil || b.dirs[i] == nil {
+		return fmt.Errorf("store: no blob directory for key %q", key)
+	}
+	if err := b.timedSync(b.dirs[i]); err != nil {
+		return fmt.Errorf("store: fsync directory: %w", err)
+	}
+	return nil
+}
+
 func (b *FSBlobs) timedSync(f *os.File) error {
 	start := time.Now()
 	err := f.Sync()
@@ -332,7 +444,7 @@ func (w *fsWriter) Commit(ctx context.Context, key string) error {
 		return fmt.Errorf("store: publish blob: %w", err)
 	}
 	w.done = true
-	return w.b.syncDir(filepath.Dir(final))
+	return w.b.syncBlobDir(key)
 }
 
 func (w *fsWriter) Abort() error {

@@ -190,6 +190,23 @@ func files(t testing.TB, dir string) []string {
 	return out
 }
 
+// partials lists the files in tmp/ that hold data: what an ingest left
+// behind. Empty files there are FSBlobs' spares, made ahead of need.
+func partials(t testing.TB, dataDir string) []string {
+	t.Helper()
+	var out []string
+	for _, f := range files(t, filepath.Join(dataDir, tmpDirName)) {
+		fi, err := os.Stat(filepath.Join(dataDir, tmpDirName, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])

@@ -166,7 +166,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	err := s.index.Close()
+	err := errors.Join(s.index.Close(), s.blobs.Close())
 	if s.lockFile != nil {
 		if err == nil {
 			err = markClean(s.cfg.DataDir)

@@ -82,7 +82,7 @@ func TestIngestRoundTrip(t *testing.T) {
 	if n, err := s.CountInstances(ctx); err != nil || n != 1 {
 		t.Errorf("CountInstances = %d, %v; want 1", n, err)
 	}
-	if f := files(t, filepath.Join(s.cfg.DataDir, tmpDirName)); len(f) != 0 {
+	if f := partials(t, s.cfg.DataDir); len(f) != 0 {
 		t.Errorf("tmp not empty: %v", f)
 	}
 	checkBlobTree(t, s.cfg.DataDir)
@@ -160,7 +160,7 @@ func TestDuplicatePolicies(t *testing.T) {
 			if tt.want != Replaced && cur.BlobKey != res1.Instance.BlobKey {
 				t.Errorf("blob key changed without a replace")
 			}
-			if f := files(t, filepath.Join(s.cfg.DataDir, tmpDirName)); len(f) != 0 {
+			if f := partials(t, s.cfg.DataDir); len(f) != 0 {
 				t.Errorf("tmp not empty: %v", f)
 			}
 			if n, _ := s.CountInstances(ctx); n != 1 {
@@ -216,7 +216,7 @@ func TestInvalidDataset(t *testing.T) {
 
 func assertNothingStored(t *testing.T, s *Store) {
 	t.Helper()
-	if f := files(t, filepath.Join(s.cfg.DataDir, tmpDirName)); len(f) != 0 {
+	if f := partials(t, s.cfg.DataDir); len(f) != 0 {
 		t.Errorf("tmp not empty: %v", f)
 	}
 	if f := files(t, filepath.Join(s.cfg.DataDir, blobsDirName)); len(f) != 0 {
@@ -264,7 +264,7 @@ func TestAbortedReader(t *testing.T) {
 			if !errors.Is(err, errAbort) {
 				t.Fatalf("error %v, want it to wrap the reader's", err)
 			}
-			if f := files(t, filepath.Join(s.cfg.DataDir, tmpDirName)); len(f) != 0 {
+			if f := partials(t, s.cfg.DataDir); len(f) != 0 {
 				t.Errorf("tmp not empty: %v", f)
 			}
 			if diff := cmp.Diff(before, files(t, filepath.Join(s.cfg.DataDir, blobsDirName))); diff != "" {

@@ -73,7 +73,12 @@ func Blobs(dataDir string) ([]string, error) {
 			}
 			return err
 		}
-		if !d.IsDir() {
+		if d.IsDir() {
+			return nil
+		}
+		// Empty files are the store's spares, made ahead of need; only a
+		// file holding data is something an ingest left behind.
+		if fi, err := d.Info(); err == nil && fi.Size() > 0 {
 			files = append(files, p)
 		}
 		return nil
@@ -81,7 +86,7 @@ func Blobs(dataDir string) ([]string, error) {
 	return files, err
 }
 
-// TmpFiles lists every file under dataDir/tmp.
+// TmpFiles lists the files under dataDir/tmp that hold data.
 func TmpFiles(dataDir string) ([]string, error) {
 	var files []string
 	root := filepath.Join(dataDir, TmpDir)
@@ -92,7 +97,12 @@ func TmpFiles(dataDir string) ([]string, error) {
 			}
 			return err
 		}
-		if !d.IsDir() {
+		if d.IsDir() {
+			return nil
+		}
+		// Empty files are the store's spares, made ahead of need; only a
+		// file holding data is something an ingest left behind.
+		if fi, err := d.Info(); err == nil && fi.Size() > 0 {
 			files = append(files, p)
 		}
 		return nil
