@@ -360,72 +360,69 @@ func (d *decoder) item() (typ byte, body *decoder) {
 func decodeAssociateRQ(d *decoder) PDU {
 	p := &AssociateRQ{}
 	p.ProtocolVersion, p.CalledAE, p.CallingAE = associateFixed(d)
-	for !d.empty() {
-		typ, it := d.item()
-		switch typ {
-		case itemApplicationContext:
-			p.ApplicationContext = uid(it.bytes(len(it.b)))
-		case itemPresentationCtxRQ:
-			if len(p.PresentationContexts) >= maxPresentationContexts {
-				d.fail("more than %d presentation contexts", maxPresentationContexts)
-				break
+	p.ApplicationContext, p.UserInfo = associateItems(d, itemPresentationCtxRQ, func(it *decoder) {
+		pc := PresentationContextRQ{ID: it.u8()}
+		it.skip(3)
+		for !it.empty() {
+			st, sit := it.item()
+			switch st {
+			case itemAbstractSyntax:
+				pc.AbstractSyntax = uid(sit.bytes(len(sit.b)))
+			case itemTransferSyntax:
+				pc.TransferSyntaxes = append(pc.TransferSyntaxes, uid(sit.bytes(len(sit.b))))
+			default:
+				it.fail("unexpected sub-item 0x%02x in presentation context", st)
 			}
-			pc := PresentationContextRQ{ID: it.u8()}
-			it.skip(3)
-			for !it.empty() {
-				st, sit := it.item()
-				switch st {
-				case itemAbstractSyntax:
-					pc.AbstractSyntax = uid(sit.bytes(len(sit.b)))
-				case itemTransferSyntax:
-					pc.TransferSyntaxes = append(pc.TransferSyntaxes, uid(sit.bytes(len(sit.b))))
-				default:
-					it.fail("unexpected sub-item 0x%02x in presentation context", st)
-				}
-				it.absorb(sit)
-			}
-			p.PresentationContexts = append(p.PresentationContexts, pc)
-		case itemUserInformation:
-			p.UserInfo = decodeUserInfo(it)
-		default:
-			// PS3.8 9.3.1: unrecognized items are ignored.
+			it.absorb(sit)
 		}
-		d.absorb(it)
-	}
+		p.PresentationContexts = append(p.PresentationContexts, pc)
+	})
 	return p
 }
 
 func decodeAssociateAC(d *decoder) PDU {
 	p := &AssociateAC{}
 	p.ProtocolVersion, p.CalledAE, p.CallingAE = associateFixed(d)
+	p.ApplicationContext, p.UserInfo = associateItems(d, itemPresentationCtxAC, func(it *decoder) {
+		pc := PresentationContextAC{ID: it.u8()}
+		it.skip(1)
+		pc.Result = it.u8()
+		it.skip(1)
+		for !it.empty() {
+			st, sit := it.item()
+			if st == itemTransferSyntax {
+				pc.TransferSyntax = uid(sit.bytes(len(sit.b)))
+			}
+			it.absorb(sit)
+		}
+		p.PresentationContexts = append(p.PresentationContexts, pc)
+	})
+	return p
+}
+
+// associateItems walks the variable items of an A-ASSOCIATE-RQ or -AC
+// (PS3.8 9.3.2, 9.3.3): it returns the application context name and the
+// user information, and hands each presentation context item of type
+// pcType (at most 128) to pc. Unrecognized items are ignored (PS3.8 9.3.1).
+func associateItems(d *decoder, pcType byte, pc func(it *decoder)) (appContext string, ui UserInfo) {
+	contexts := 0
 	for !d.empty() {
 		typ, it := d.item()
 		switch typ {
 		case itemApplicationContext:
-			p.ApplicationContext = uid(it.bytes(len(it.b)))
-		case itemPresentationCtxAC:
-			if len(p.PresentationContexts) >= maxPresentationContexts {
+			appContext = uid(it.bytes(len(it.b)))
+		case pcType:
+			if contexts++; contexts > maxPresentationContexts {
 				d.fail("more than %d presentation contexts", maxPresentationContexts)
 				break
 			}
-			pc := PresentationContextAC{ID: it.u8()}
-			it.skip(1)
-			pc.Result = it.u8()
-			it.skip(1)
-			for !it.empty() {
-				st, sit := it.item()
-				if st == itemTransferSyntax {
-					pc.TransferSyntax = uid(sit.bytes(len(sit.b)))
-				}
-				it.absorb(sit)
-			}
-			p.PresentationContexts = append(p.PresentationContexts, pc)
+			pc(it)
 		case itemUserInformation:
-			p.UserInfo = decodeUserInfo(it)
+			ui = decodeUserInfo(it)
 		}
 		d.absorb(it)
 	}
-	return p
+	return appContext, ui
 }
 
 func decodeUserInfo(d *decoder) UserInfo {

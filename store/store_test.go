@@ -399,6 +399,25 @@ func TestOpenRemovesPartialFiles(t *testing.T) {
 	}
 }
 
+// newWithBlobs composes a Store whose FSBlobs is wrapped by wrap, to inject
+// faults no real disk produces on demand.
+func newWithBlobs(t *testing.T, cfg Config, wrap func(*FSBlobs) Blobs) *Store {
+	t.Helper()
+	fb, err := NewFSBlobs(cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := OpenSQLiteIndex(context.Background(), filepath.Join(cfg.DataDir, indexName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), cfg, wrap(fb), idx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // flakyRemove fails every Remove, as a crash between the index commit and
 // the removal of a replaced blob would leave things.
 type flakyRemove struct{ *FSBlobs }
@@ -408,18 +427,7 @@ func (flakyRemove) Remove(context.Context, string) error { return errors.New("in
 func TestReplacedBlobRemovedAfterCrash(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	fb, err := NewFSBlobs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := OpenSQLiteIndex(ctx, filepath.Join(dir, indexName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(ctx, Config{DataDir: dir, Duplicates: Replace}, flakyRemove{fb}, idx, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newWithBlobs(t, Config{DataDir: dir, Duplicates: Replace}, func(fb *FSBlobs) Blobs { return flakyRemove{fb} })
 	a := ds{sop: "1.2.826.0.1.3680043.10.999.3.1", fill: 1}
 	b := ds{sop: a.sop, fill: 2}
 	r1, err := s.Ingest(ctx, a.incoming(), bytes.NewReader(a.bytes()))
@@ -589,19 +597,7 @@ func (w failingWriter) Commit(context.Context, string) error {
 
 func TestBlobFailureRemovesParallelRow(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	fb, err := NewFSBlobs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := OpenSQLiteIndex(ctx, filepath.Join(dir, indexName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(ctx, Config{DataDir: dir}, failCommit{fb}, idx, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newWithBlobs(t, Config{DataDir: t.TempDir()}, func(fb *FSBlobs) Blobs { return failCommit{fb} })
 	defer s.Close()
 	d := ds{sop: "1.2.826.0.1.3680043.10.999.5.1"}
 	if _, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes())); err == nil {

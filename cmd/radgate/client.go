@@ -38,6 +38,39 @@ func (c *clientFlags) config(calledAE string) dimse.ClientConfig {
 	}
 }
 
+// newClientFlags is the flag set of a client subcommand with the shared
+// options registered.
+func newClientFlags(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *clientFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: radgate %s %s\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	cf := &clientFlags{}
+	cf.register(fs)
+	return fs, cf
+}
+
+// parseClientArgs parses a client subcommand's arguments: flags anywhere,
+// then the peer AE@HOST:PORT first among minPos to maxPos positionals
+// (maxPos 0: no limit). A non-zero code is the exit status for bad usage.
+func parseClientArgs(fs *flag.FlagSet, args []string, minPos, maxPos int, stderr io.Writer) (pos []string, ae, addr string, code int) {
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return nil, "", "", 2
+	}
+	if len(pos) < minPos || (maxPos > 0 && len(pos) > maxPos) {
+		fs.Usage()
+		return nil, "", "", 2
+	}
+	if ae, addr, err = parsePeer(pos[0]); err != nil {
+		fmt.Fprintf(stderr, "radgate %s: %v\n", fs.Name(), err)
+		return nil, "", "", 2
+	}
+	return pos, ae, addr, 0
+}
+
 // parseInterleaved parses flags that may come before, between or after
 // positional arguments, and returns the positionals.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -79,26 +112,10 @@ func splitPort(addr string) (string, int, error) {
 }
 
 func echo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: radgate echo AE@HOST:PORT [--calling AE] [--timeout D]")
-		fs.PrintDefaults()
-	}
-	var cf clientFlags
-	cf.register(fs)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return 2
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return 2
-	}
-	ae, addr, err := parsePeer(pos[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "radgate echo: %v\n", err)
-		return 2
+	fs, cf := newClientFlags("echo", "AE@HOST:PORT [--calling AE] [--timeout D]", stderr)
+	pos, ae, addr, code := parseClientArgs(fs, args, 1, 1, stderr)
+	if code != 0 {
+		return code
 	}
 	start := time.Now()
 	c, err := dimse.Dial(ctx, addr, cf.config(ae), []dimse.Proposal{{
@@ -126,28 +143,12 @@ func echo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func send(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: radgate send AE@HOST:PORT PATH... [--calling AE] [--priority low|medium|high]")
-		fs.PrintDefaults()
-	}
-	var cf clientFlags
-	cf.register(fs)
+	fs, cf := newClientFlags("send", "AE@HOST:PORT PATH... [--calling AE] [--priority low|medium|high]", stderr)
 	prio := fs.String("priority", "medium", "C-STORE priority: low, medium or high")
 	quiet := fs.Bool("quiet", false, "no progress output")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return 2
-	}
-	if len(pos) < 2 {
-		fs.Usage()
-		return 2
-	}
-	ae, addr, err := parsePeer(pos[0])
-	if err != nil {
-		fmt.Fprintf(stderr, "radgate send: %v\n", err)
-		return 2
+	pos, ae, addr, code := parseClientArgs(fs, args, 2, 0, stderr)
+	if code != 0 {
+		return code
 	}
 	var p dimse.Priority
 	switch *prio {

@@ -64,32 +64,20 @@ func openIndex(dataDir string) (*sql.DB, error) {
 
 // Blobs lists every file under dataDir/blobs, recursively.
 func Blobs(dataDir string) ([]string, error) {
-	var files []string
-	root := filepath.Join(dataDir, BlobsDir)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == root && os.IsNotExist(err) {
-				return filepath.SkipDir
-			}
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		// Empty files are the store's spares, made ahead of need; only a
-		// file holding data is something an ingest left behind.
-		if fi, err := d.Info(); err == nil && fi.Size() > 0 {
-			files = append(files, p)
-		}
-		return nil
-	})
-	return files, err
+	return listFiles(filepath.Join(dataDir, BlobsDir), false)
 }
 
-// TmpFiles lists the files under dataDir/tmp that hold data.
+// TmpFiles lists the files under dataDir/tmp that hold data. Empty files
+// are the store's spares, made ahead of need; only a file holding data is
+// something an ingest left behind.
 func TmpFiles(dataDir string) ([]string, error) {
+	return listFiles(filepath.Join(dataDir, TmpDir), true)
+}
+
+// listFiles walks root (absent: no files), keeping only non-empty files
+// when withData is set.
+func listFiles(root string, withData bool) ([]string, error) {
 	var files []string
-	root := filepath.Join(dataDir, TmpDir)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root && os.IsNotExist(err) {
@@ -100,11 +88,12 @@ func TmpFiles(dataDir string) ([]string, error) {
 		if d.IsDir() {
 			return nil
 		}
-		// Empty files are the store's spares, made ahead of need; only a
-		// file holding data is something an ingest left behind.
-		if fi, err := d.Info(); err == nil && fi.Size() > 0 {
-			files = append(files, p)
+		if withData {
+			if fi, err := d.Info(); err != nil || fi.Size() == 0 {
+				return err
+			}
 		}
+		files = append(files, p)
 		return nil
 	})
 	return files, err
