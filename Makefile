@@ -31,7 +31,8 @@ test-deps:
 check-generated:
 	@if /usr/bin/python3 -c 'import pydicom' 2>/dev/null; then \
 		$(MAKE) --no-print-directory generate && \
-		{ git diff --exit-code --stat -- '*.go' || { echo "make generate changed generated files: commit them"; exit 1; }; }; \
+		{ git diff --exit-code --stat -- $$(git grep -l '^// Code generated .* DO NOT EDIT\.$$' -- '*.go') || \
+			{ echo "make generate changed generated files: commit them"; exit 1; }; }; \
 	elif [ -n "$$RADGATE_REQUIRE_PEERS" ]; then echo "check-generated: python3-pydicom missing"; exit 1; \
 	else echo "check-generated: skipped (python3-pydicom not installed)"; fi
 
