@@ -1,5 +1,10 @@
 package dcm
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
 //go:generate sh -c "/usr/bin/python3 gen_uidtable.py > uidtable.go && gofmt -w uidtable.go"
 
 // TransferSyntax describes how a dataset is encoded (PS3.5 Section 10).
@@ -157,4 +162,11 @@ func ValidUID(s string) bool {
 		}
 	}
 	return true
+}
+
+// UIDRef is a stable, non-identifying stand-in for a UID in logs and error
+// messages: UIDs can be linked to patients, so they are never logged as is.
+func UIDRef(uid string) string {
+	sum := sha256.Sum256([]byte(uid))
+	return "uid#" + hex.EncodeToString(sum[:6])
 }

@@ -78,12 +78,8 @@ type Association struct {
 	cfg  assocConfig
 	st   state
 
-	requestor bool
-	calledAE  string
-	callingAE string
-	peerImpl  string
-	maxSend   uint32 // the peer's maximum P-DATA-TF length; 0 = no limit
-	contexts  map[byte]presentationContext
+	maxSend  uint32 // the peer's maximum P-DATA-TF length; 0 = no limit
+	contexts map[byte]presentationContext
 
 	// P-DATA reading: bytes left in the current P-DATA-TF body and PDV value.
 	pduLeft uint32
@@ -103,10 +99,9 @@ type Association struct {
 type pdvHeaderInfo struct {
 	ctx           byte
 	command, last bool
-	valid         bool
 }
 
-func newAssociation(conn net.Conn, cfg assocConfig, requestor bool) *Association {
+func newAssociation(conn net.Conn, cfg assocConfig) *Association {
 	if cfg.maxPDULength == 0 {
 		cfg.maxPDULength = DefaultMaxPDULength
 	}
@@ -117,23 +112,15 @@ func newAssociation(conn net.Conn, cfg assocConfig, requestor bool) *Association
 		cfg.idle = DefaultIdleTimeout
 	}
 	return &Association{
-		conn:      conn,
-		br:        bufio.NewReaderSize(conn, readBufferSize),
-		bw:        bufio.NewWriterSize(conn, writeBufferSize),
-		cfg:       cfg,
-		st:        sta01,
-		requestor: requestor,
-		contexts:  make(map[byte]presentationContext),
-		log:       cfg.log,
+		conn:     conn,
+		br:       bufio.NewReaderSize(conn, readBufferSize),
+		bw:       bufio.NewWriterSize(conn, writeBufferSize),
+		cfg:      cfg,
+		st:       sta01,
+		contexts: make(map[byte]presentationContext),
+		log:      cfg.log,
 	}
 }
-
-// CalledAE and CallingAE are the AE titles of the association.
-func (a *Association) CalledAE() string  { return a.calledAE }
-func (a *Association) CallingAE() string { return a.callingAE }
-
-// RemoteAddr is the peer's network address.
-func (a *Association) RemoteAddr() net.Addr { return a.conn.RemoteAddr() }
 
 // fire applies event e to the state machine and returns the action to take.
 // An event the current state does not expect yields the abort action the
@@ -386,7 +373,7 @@ func (a *Association) nextPDV(atBoundary bool) error {
 	}
 	a.pduLeft -= 4 + n
 	a.pdvLeft = n - 2
-	a.pdv = pdvHeaderInfo{ctx: h[4], command: h[5]&0x01 != 0, last: h[5]&0x02 != 0, valid: true}
+	a.pdv = pdvHeaderInfo{ctx: h[4], command: h[5]&0x01 != 0, last: h[5]&0x02 != 0}
 	if h[5]&^0x03 != 0 {
 		return a.protocolAbort(EndMalformedPDU, fmt.Errorf("%w: reserved bits set in PDV header 0x%02x", ErrMalformedPDU, h[5]))
 	}

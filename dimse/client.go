@@ -54,8 +54,7 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig, proposals []Propos
 	if err != nil {
 		return nil, fmt.Errorf("dimse: connect %s: %w", addr, err)
 	}
-	a := newAssociation(conn, assocConfig{maxPDULength: cfg.MaxPDULength, artim: cfg.ARTIM, idle: cfg.IdleTimeout, log: log}, true)
-	a.calledAE, a.callingAE = cfg.CalledAE, cfg.CallingAE
+	a := newAssociation(conn, assocConfig{maxPDULength: cfg.MaxPDULength, artim: cfg.ARTIM, idle: cfg.IdleTimeout, log: log})
 	stop := context.AfterFunc(ctx, a.abortAsync)
 	defer stop()
 

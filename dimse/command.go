@@ -80,15 +80,13 @@ type Command struct {
 	MoveOriginatorAE          string
 	MoveOriginatorMessageID   uint16
 
-	seen uint32 // bit set of the fields present when decoded (fieldX)
+	seen uint32 // required fields present when decoded (fieldCommandField, fieldDataSetType)
 }
 
+// Required fields, recorded in Command.seen as they are decoded.
 const (
 	fieldCommandField uint32 = 1 << iota
 	fieldDataSetType
-	fieldMessageID
-	fieldRespondedTo
-	fieldStatus
 )
 
 // IsResponse reports whether the command is a response (bit 15 set).
@@ -224,9 +222,9 @@ func (c *Command) set(tag uint32, v []byte) error {
 	case tagCommandField:
 		c.CommandField, err = u16(fieldCommandField)
 	case tagMessageID:
-		c.MessageID, err = u16(fieldMessageID)
+		c.MessageID, err = u16(0)
 	case tagMessageIDBeingRespondedTo:
-		c.MessageIDBeingRespondedTo, err = u16(fieldRespondedTo)
+		c.MessageIDBeingRespondedTo, err = u16(0)
 	case tagMoveDestination:
 		c.MoveDestination = str()
 	case tagPriority:
@@ -238,7 +236,7 @@ func (c *Command) set(tag uint32, v []byte) error {
 		t, err = u16(fieldDataSetType)
 		c.HasDataSet = t != commandNoDataSet
 	case tagStatus:
-		c.Status, err = u16(fieldStatus)
+		c.Status, err = u16(0)
 	case tagErrorComment:
 		c.ErrorComment = str()
 	case tagAffectedSOPInstanceUID:

@@ -2,8 +2,6 @@ package dimse
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -138,7 +136,7 @@ func (s *Server) track(conn net.Conn) bool {
 	log := s.logger()
 	a := newAssociation(conn, assocConfig{
 		maxPDULength: s.MaxPDULength, artim: s.ARTIM, idle: s.IdleTimeout, log: log,
-	}, false)
+	})
 	s.mu.Lock()
 	if len(s.conns) >= s.maxConnections() {
 		s.mu.Unlock()
@@ -247,8 +245,6 @@ func (s *Server) serveAssociation(a *Association) {
 	}
 	rq := r.pdu.(*AssociateRQ)
 	a.fire(evt06) // AE-6: ARTIM stopped, A-ASSOCIATE indication → Sta3
-	a.calledAE, a.callingAE = rq.CalledAE, rq.CallingAE
-	a.peerImpl = rq.UserInfo.ImplementationClassUID
 	log = log.With("calling_ae", rq.CallingAE, "called_ae", rq.CalledAE)
 	a.log = log
 
@@ -394,7 +390,7 @@ func (s *Server) serveStore(ctx context.Context, a *Association, cmd *Command, p
 	s.Metrics.message("C-STORE", st.Class(), cr.n)
 	s.Metrics.observeStore(time.Since(start))
 	if !st.OK() || st.Class() == "warning" {
-		log.Warn("dimse: C-STORE not fully successful", "status", st.String(), "sop_instance", hashUID(cmd.AffectedSOPInstanceUID), "sop_class", dcm.UIDName(cmd.AffectedSOPClassUID))
+		log.Warn("dimse: C-STORE not fully successful", "status", st.String(), "sop_instance", dcm.UIDRef(cmd.AffectedSOPInstanceUID), "sop_class", dcm.UIDName(cmd.AffectedSOPClassUID))
 	}
 	return &Command{
 		CommandField:           CStoreRSP,
@@ -414,11 +410,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// hashUID shortens a UID to a stable, non-identifying log token: UIDs can
-// be linked to patients, so logs carry a hash.
-func hashUID(uid string) string {
-	sum := sha256.Sum256([]byte(uid))
-	return hex.EncodeToString(sum[:6])
 }

@@ -103,5 +103,5 @@
 // A Store is safe for concurrent use: ingests of different instances run
 // in parallel up to the index commit, which is serialized. Close waits for
 // ingests in progress. No PHI (patient name, ID, birth date) is logged;
-// UIDs appear only hashed (uidRef).
+// UIDs appear only hashed (dcm.UIDRef).
 package store

@@ -306,7 +306,7 @@ func (s *Store) Ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 		s.m.errors.WithLabelValues(reason).Inc()
 		if reason == reasonIO {
 			s.log.Error("store: ingest failed", "reason", reason, "err", err,
-				"instance", uidRef(in.SOPInstanceUID), "source", in.Source)
+				"instance", dcm.UIDRef(in.SOPInstanceUID), "source", in.Source)
 		}
 		return Result{}, err
 	}
@@ -316,7 +316,7 @@ func (s *Store) Ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 		level = slog.LevelInfo
 	}
 	s.log.Log(ctx, level, "store: ingested", "outcome", res.Outcome.String(),
-		"instance", uidRef(in.SOPInstanceUID), "sop_class", in.SOPClassUID, "bytes", res.Instance.Size,
+		"instance", dcm.UIDRef(in.SOPInstanceUID), "sop_class", in.SOPClassUID, "bytes", res.Instance.Size,
 		"blob", res.Instance.BlobKey, "source", in.Source, "calling_ae", in.CallingAE, "elapsed", elapsed)
 	return res, nil
 }
@@ -337,7 +337,7 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 		return Result{}, reasonInvalid, fmt.Errorf("%w: declared SOP Class UID %q is not a valid UID", ErrInvalidDataset, in.SOPClassUID)
 	}
 	if !dcm.ValidUID(in.SOPInstanceUID) {
-		return Result{}, reasonInvalid, fmt.Errorf("%w: declared SOP Instance UID (%s) is not a valid UID", ErrInvalidDataset, uidRef(in.SOPInstanceUID))
+		return Result{}, reasonInvalid, fmt.Errorf("%w: declared SOP Instance UID (%s) is not a valid UID", ErrInvalidDataset, dcm.UIDRef(in.SOPInstanceUID))
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, reasonCanceled, err
@@ -445,7 +445,7 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 				return Result{Outcome: DuplicateSame, Instance: prev}, "", nil
 			}
 			// The row outlived its blob (an interrupted run): store it again.
-			s.log.Warn("store: indexed instance had no blob; storing it again", "instance", uidRef(in.SOPInstanceUID))
+			s.log.Warn("store: indexed instance had no blob; storing it again", "instance", dcm.UIDRef(in.SOPInstanceUID))
 			outcome, expect = DuplicateSame, prev.BlobKey
 			break
 		}
@@ -454,7 +454,7 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 			return Result{Outcome: DuplicateKept, Instance: prev}, "", nil
 		case Reject:
 			return Result{}, reasonDuplicate, fmt.Errorf("%w: instance %s is stored with other content",
-				ErrDuplicateRejected, uidRef(in.SOPInstanceUID))
+				ErrDuplicateRejected, dcm.UIDRef(in.SOPInstanceUID))
 		}
 		outcome, expect = Replaced, prev.BlobKey
 	}
@@ -478,7 +478,7 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 			if err == nil {
 				if rerr := s.index.Remove(ictx, inst.SOPInstanceUID, key); rerr != nil {
 					s.log.Error("store: could not remove the row of a blob that failed; the next start removes it",
-						"instance", uidRef(in.SOPInstanceUID), "err", rerr)
+						"instance", dcm.UIDRef(in.SOPInstanceUID), "err", rerr)
 				}
 			}
 			return Result{}, writeReason(blobErr), writeErr(blobErr)
@@ -554,7 +554,7 @@ func checkUIDs(in Incoming, a dcm.Attributes) error {
 	}
 	if got := a[dcm.SOPInstanceUID]; got != in.SOPInstanceUID {
 		return fmt.Errorf("%w: data set SOP Instance UID (%s) differs from the declared one (%s)",
-			ErrInvalidDataset, uidRef(got), uidRef(in.SOPInstanceUID))
+			ErrInvalidDataset, dcm.UIDRef(got), dcm.UIDRef(in.SOPInstanceUID))
 	}
 	if got := a[dcm.SOPClassUID]; got != in.SOPClassUID {
 		return fmt.Errorf("%w: data set SOP Class UID %s differs from the declared %s",
@@ -698,7 +698,7 @@ func (s *Store) Instance(ctx context.Context, sopInstanceUID string) (Instance, 
 	}
 	in, err := s.index.Lookup(ctx, sopInstanceUID)
 	if errors.Is(err, ErrNotFound) {
-		return Instance{}, fmt.Errorf("%w: instance %s", ErrNotFound, uidRef(sopInstanceUID))
+		return Instance{}, fmt.Errorf("%w: instance %s", ErrNotFound, dcm.UIDRef(sopInstanceUID))
 	}
 	return in, err
 }
@@ -763,13 +763,6 @@ func diskReason(err error) string {
 		return reasonOutOfResources
 	}
 	return reasonIO
-}
-
-// uidRef names a UID in logs and error messages without the UID itself
-// (UIDs can identify a patient's study; STYLE: log UIDs hashed).
-func uidRef(uid string) string {
-	sum := sha256.Sum256([]byte(uid))
-	return "uid#" + hex.EncodeToString(sum[:6])
 }
 
 // diskGuard caches the free-space figure for up to diskCheckInterval, so
