@@ -155,7 +155,9 @@ func trimPadding(b []byte) []byte {
 //
 // ScanDataset reads r through a 64 KiB bufio.Reader (or r itself when it
 // is a bufio.Reader at least that large) and allocates nothing per element
-// beyond the wanted values. It allocates that buffer on every call; a
+// beyond the wanted values. When r is an io.ReadSeeker that knows its size
+// (an io.SectionReader, say) and the data set is not deflated, values too
+// large for the buffer are seeked over rather than read. It allocates that buffer on every call; a
 // Scanner keeps it between calls.
 func ScanDataset(r io.Reader, ts TransferSyntax, want []Tag) (Attributes, error) {
 	var sc Scanner
@@ -174,6 +176,7 @@ type Scanner struct {
 
 // Scan is ScanDataset using sc's buffers. It keeps no reference to r.
 func (sc *Scanner) Scan(r io.Reader, ts TransferSyntax, want []Tag) (Attributes, error) {
+	var src sizedSeeker
 	br, ok := r.(*bufio.Reader)
 	if !ok || br.Size() < scanBufferSize {
 		if sc.br == nil {
@@ -183,6 +186,7 @@ func (sc *Scanner) Scan(r io.Reader, ts TransferSyntax, want []Tag) (Attributes,
 		}
 		br = sc.br
 		defer sc.br.Reset(nil)
+		src, _ = r.(sizedSeeker)
 	}
 	if ts.Deflated {
 		// PS3.5 A.5: the data set after the meta is a raw RFC 1951 stream.
@@ -199,9 +203,11 @@ func (sc *Scanner) Scan(r io.Reader, ts TransferSyntax, want []Tag) (Attributes,
 		}
 		defer sc.zbr.Reset(nil)
 		br = sc.zbr
+		src = nil
 	}
 	s := scanner{
 		br:    br,
+		src:   src,
 		want:  want,
 		attrs: make(Attributes, len(want)),
 	}
@@ -242,10 +248,17 @@ type eofReader struct{}
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 func (eofReader) ReadByte() (byte, error)  { return 0, io.EOF }
 
+// sizedSeeker is a source the scanner can skip values of by seeking.
+type sizedSeeker interface {
+	io.ReadSeeker
+	Size() int64
+}
+
 type scanner struct {
 	br    *bufio.Reader
-	pos   int64 // bytes of the (inflated) data set consumed
-	want  []Tag // sorted
+	src   sizedSeeker // br's source when values can be seeked over; else nil
+	pos   int64       // bytes of the (inflated) data set consumed
+	want  []Tag       // sorted
 	attrs Attributes
 }
 
@@ -284,6 +297,9 @@ func (s *scanner) discard(n int) {
 
 // skip consumes n value bytes without holding them.
 func (s *scanner) skip(n uint32) error {
+	if s.src != nil && int64(n) > int64(s.br.Buffered()) {
+		return s.seek(int64(n))
+	}
 	for n > 0 {
 		chunk := min(n, 1<<30) // fits int on 32-bit platforms
 		d, err := s.br.Discard(int(chunk))
@@ -293,6 +309,30 @@ func (s *scanner) skip(n uint32) error {
 		}
 		n -= chunk
 	}
+	return nil
+}
+
+// seek skips n bytes, more than br holds, by seeking its source: what br
+// holds is discarded, the rest seeked over, and br starts again there. A
+// value running past the end of the source is truncated, as a read would
+// find.
+func (s *scanner) seek(n int64) error {
+	b := int64(s.br.Buffered())
+	cur, err := s.src.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fmt.Errorf("dcm: reading data set: %w", err)
+	}
+	if rest := s.src.Size() - cur; n-b > rest {
+		s.br.Discard(int(b))
+		s.pos += b + rest
+		return s.readErr(io.ErrUnexpectedEOF, "value")
+	}
+	s.br.Discard(int(b))
+	if _, err := s.src.Seek(n-b, io.SeekCurrent); err != nil {
+		return fmt.Errorf("dcm: reading data set: %w", err)
+	}
+	s.br.Reset(s.src)
+	s.pos += n
 	return nil
 }
 
