@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/radgate/radgate/internal/peertest"
+	"github.com/radgate/radgate/store"
 )
 
 // Targets from issue 2.
@@ -446,14 +447,13 @@ func (b *bench) radgateRun(ctx context.Context, name string, k int, series []pee
 	if err != nil {
 		return r, fmt.Errorf("%w; radgate log: %s", err, rg.LogPath)
 	}
-	uids, err := peertest.IndexedUIDs(data)
+	// What arrived is what radgate acknowledged: the committed records of
+	// its log (its index follows them by milliseconds).
+	keys, err := store.LogRecords(data)
 	if err != nil {
-		blobs, _ := peertest.Blobs(data)
-		r.Arrived = len(blobs)
-		r.Note = "index unreadable (" + err.Error() + "); counted blobs"
-	} else {
-		r.Arrived = len(uids)
+		return r, err
 	}
+	r.Arrived = len(keys)
 	return r, arrived(r)
 }
 

@@ -72,7 +72,7 @@ func (s Setting) Flag() string { return strings.ReplaceAll(s.Key, "_", "-") }
 // Settings lists every setting, in documentation order.
 func Settings() []Setting {
 	return []Setting{
-		{"data_dir", "./var", "folder for blobs, the index and the audit trail", func(c *Config, v string) error {
+		{"data_dir", "./var", "folder for the instance log (`segments/`, 256 MiB of it made ahead at start), the index and the audit trail", func(c *Config, v string) error {
 			c.DataDir = v
 			return nonEmpty(v)
 		}},

@@ -23,16 +23,16 @@ const crashChildEnv = "RADGATE_STORE_CRASH_CHILD_DIR"
 
 // TestCrashChild is the child side of TestCrashSafety; it does nothing in
 // a normal run. It ingests instances in a loop (new ones, and replacements
-// of earlier ones) and prints "ack <uid> <sha256>" after every Ingest that
-// returned success, i.e. every instance a sender would have been told is
-// stored.
+// of earlier ones) into small segments, and prints "ack <uid> <sha256>"
+// (of the Part 10 file it expects stored) after every Ingest that returned
+// success, i.e. every instance a sender would have been told is stored.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashChildEnv)
 	if dir == "" {
 		t.Skip("child of TestCrashSafety only")
 	}
 	ctx := context.Background()
-	s, err := Open(ctx, Config{DataDir: dir, Duplicates: Replace}, nil, nil)
+	s, err := Open(ctx, Config{DataDir: dir, Duplicates: Replace, SegmentSize: testSegmentSize}, nil, nil)
 	if err != nil {
 		fmt.Fprintf(os.Stdout, "error %v\n", err)
 		os.Exit(2)
@@ -47,23 +47,21 @@ func TestCrashChild(t *testing.T) {
 			d.sop = sent[rand.IntN(len(sent))] // replace an earlier one
 			d.fill = byte(rand.IntN(256))
 		}
-		res, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes()))
-		if err != nil {
+		if _, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes())); err != nil {
 			fmt.Fprintf(os.Stdout, "error %v\n", err)
 			os.Exit(2)
 		}
 		sent = append(sent, d.sop)
-		fmt.Fprintf(os.Stdout, "ack %s %s\n", d.sop, res.Instance.SHA256)
+		fmt.Fprintf(os.Stdout, "ack %s %s\n", d.sop, sha256Hex(part10(t, d.incoming(), d.bytes())))
 	}
 }
 
 // TestCrashSafety kills a process ingesting into a store with SIGKILL at
 // random moments, then opens the store and checks the promises of doc.go:
 // every acknowledged instance is there with a blob that hashes right (and
-// the latest acknowledged content of a replaced instance, or newer), no
-// file under blobs/ is partial, every index row has its blob, and tmp/ is
-// empty after Open. Each round reopens the directory the previous round
-// left behind.
+// the latest acknowledged content of a replaced instance, or newer), every
+// committed record in the log is whole, and every index row points at
+// one. Each round reopens the directory the previous round left behind.
 func TestCrashSafety(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child")
@@ -75,12 +73,12 @@ func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[string][]string{} // uid → acknowledged sha256s, in order
 	for round := range rounds {
-		lines, tmpBefore := crashRound(t, dir, round)
+		lines := crashRound(t, dir, round)
 		for _, l := range lines {
 			f := strings.Fields(l)
 			acked[f[1]] = append(acked[f[1]], f[2])
 		}
-		t.Logf("round %d: %d acknowledged, %d files left in tmp/ by the kill", round, len(lines), tmpBefore)
+		t.Logf("round %d: %d acknowledged", round, len(lines))
 		verifyAfterCrash(t, dir, acked)
 		if t.Failed() {
 			return
@@ -90,7 +88,7 @@ func TestCrashSafety(t *testing.T) {
 
 // crashRound runs one child and kills it at a random moment after it
 // has started ingesting. It returns the child's "ack" lines.
-func crashRound(t *testing.T, dir string, round int) (acks []string, tmpLeft int) {
+func crashRound(t *testing.T, dir string, round int) (acks []string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
@@ -153,22 +151,21 @@ func crashRound(t *testing.T, dir string, round int) (acks []string, tmpLeft int
 	if !errors.As(err, &ee) || ee.ExitCode() != -1 {
 		t.Fatalf("round %d: child did not die of SIGKILL: %v", round, err)
 	}
-	tmpLeft = len(files(t, filepath.Join(dir, tmpDirName)))
-	return acks, tmpLeft
+	return acks
 }
 
 func verifyAfterCrash(t *testing.T, dir string, acked map[string][]string) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := Open(ctx, Config{DataDir: dir}, nil, nil)
+	s, err := Open(ctx, Config{DataDir: dir, SegmentSize: testSegmentSize}, nil, nil)
 	if err != nil {
 		t.Fatalf("Open after crash: %v", err)
 	}
 	defer s.Close()
-	if f := files(t, filepath.Join(dir, tmpDirName)); len(f) != 0 {
-		t.Errorf("tmp/ not emptied by Open: %v", f)
+	if _, err := s.CountInstances(ctx); err != nil {
+		t.Fatal(err)
 	}
-	onDisk := checkBlobTree(t, dir)
+	onDisk := committed(t, dir)
 	for uid, sums := range acked {
 		inst, err := s.Instance(ctx, uid)
 		if err != nil {
@@ -214,6 +211,6 @@ func verifyAfterCrash(t *testing.T, dir string, acked map[string][]string) {
 		n++
 	}
 	if len(onDisk) < n {
-		t.Errorf("%d rows but only %d blobs", n, len(onDisk))
+		t.Errorf("%d rows but only %d records", n, len(onDisk))
 	}
 }

@@ -10,98 +10,109 @@
 //     storage and returns a [Result] ([Outcome] and the [Instance] record).
 //   - [Store.Instance], [Store.OpenBlob], [Store.CountInstances] read back;
 //     [Store.Writable] is the readiness check.
-//   - [Blobs] ([FSBlobs]) and [Index] ([SQLiteIndex]) are the two backends,
+//   - [Blobs] ([Log]) and [Index] ([SQLiteIndex]) are the two backends,
 //     small interfaces so that S3 (minio-go) and PostgreSQL can replace the
 //     local file system and SQLite without touching callers.
+//   - [LogRecords] and [OpenBlobFile] read a data directory without a
+//     Store, for tools and tests.
 //
 // # On disk
 //
-//	DataDir/lock                       flock(2): one radgate per data directory
-//	DataDir/tmp/<random>.part          blobs being written (emptied by Open)
-//	DataDir/blobs/ab/abcd….dcm         Part 10 files, named by their SHA-256;
-//	                                   256 directories, all made at Open
-//	DataDir/index.db (-wal, -shm)      SQLite: patient, study, series, instance
+//	DataDir/lock                     flock(2): one radgate per data directory
+//	DataDir/segments/<id>.seg        the log: Part 10 files as records
+//	DataDir/index.db (-wal, -shm)    SQLite: patient, study, series, instance,
+//	                                 segment
 //
 // A blob is the Part 10 file (PS3.10 7.1): a file meta that radgate writes
 // from what the sender declared (its calling AE as Source Application
 // Entity Title), then the data set bytes exactly as received, never
-// re-encoded. Blob names are content hashes: no UID or PHI in a path,
-// identical content maps to one file, and any blob can be checked by
-// hashing it.
+// re-encoded. It is one record of the log, named by its key (segment,
+// offset, length): no UID or PHI in any file name.
+//
+// # Why a log
+//
+// An acknowledgement must wait until the instance is on stable storage.
+// Writing each instance to its own file costs, on ext4 or XFS, a journal
+// commit for the new file and another for its name, besides the data: three
+// or four device flushes per instance. Appending to a segment whose space
+// was allocated and written (zeros) beforehand changes no file system
+// metadata, so one fdatasync, one flush, makes the record durable. Segments
+// are made ahead of need (spareSegments, zero-filled by O_DIRECT) and their
+// names made durable then. The index is kept off that path too: its rows
+// are written in batches by one goroutine after the acknowledgement, and
+// are rebuilt from the log whenever a crash got ahead of them.
 //
 // # Ingest, step by step
 //
 //  1. Refuse early, writing nothing: unknown transfer syntax, invalid
 //     declared UIDs, free disk below MinFreeBytes (statfs, cached 1 s).
-//  2. Stream the file meta and the data set into tmp/ (O_EXCL) through a
-//     256 KiB bufio.Writer, a SHA-256 and a byte count: no data set is ever
-//     held in memory, and each byte is copied once. Every 256 KiB written,
-//     writeback to disk is started (sync_file_range), so the fsync of step
-//     5 finds little left to do.
-//  3. Walk the data set back from the temp file (page cache) with
-//     dcm.ScanDataset: it must parse to the end, carry the four identifying
+//  2. Stream the file meta and the data set into a new record of a segment
+//     no other ingest writes to (the page cache; CRC-32C alongside; whole
+//     pages only, so the kernel never reads a block back to complete one;
+//     writeback started every 256 KiB). No data set is ever held in memory.
+//  3. Walk the data set back from the page cache with dcm.Scanner, seeking
+//     over pixel data: it must parse to the end, carry the four identifying
 //     UIDs and be the SOP instance the sender announced. The walk yields
 //     the indexed attributes.
-//  4. Duplicates, under a per-SOP-Instance-UID lock: the same content (the
-//     same hash, or the same data set bytes under another file meta) is
-//     DuplicateSame; other content is kept, replaced or rejected per
-//     [DuplicatePolicy]. Rejected, invalid and duplicate data sets stop
-//     here and cost no fsync.
-//  5. Make the blob durable: fsync the temp file, rename it into blobs/,
-//     fsync the blob's directory.
-//  6. Commit the patient, study, series and instance rows in one SQLite
-//     transaction (WAL, synchronous=FULL: the commit fsyncs the WAL). For
-//     a new instance, 5 and 6 run at the same time, which hides the WAL
-//     fsync behind the blob's; when a row is replaced, 6 follows 5.
-//  7. On Replace, delete the previous blob if no row references it.
+//  4. Duplicates, under a per-SOP-Instance-UID lock: the same data set
+//     bytes in the same transfer syntax are DuplicateSame; other content is
+//     kept, replaced or rejected per [DuplicatePolicy]. Rejected, invalid
+//     and duplicate data sets stop here, cost no fsync, and their space is
+//     marked dead by a tombstone.
+//  5. Commit: write the record's header (sequence number, lengths,
+//     checksums) and fdatasync the segment. From here the instance is
+//     durable and Ingest returns.
+//  6. The indexer computes the blob's SHA-256 (reading it back from the
+//     page cache) and writes the patient, study, series and instance rows,
+//     with the segment's reference count and mark, in one SQLite
+//     transaction per batch. Until then the Store's own lookups see the
+//     instance in memory.
 //
 // # Crash safety
 //
 // Whatever instant the process or the machine stops at:
 //
-//   - No acknowledged instance is lost. Ingest returns nil only after both
-//     step 5 and step 6 are done: the blob's bytes (file fsync), its name
-//     (directory fsync; the directories' own names are fsynced in blobs/
-//     at every Open) and its row (WAL fsync) are all on stable storage
-//     before the sender is told.
-//   - No partial file is visible under blobs/. Bytes are written only in
-//     tmp/; a file enters blobs/ by rename(2), which is atomic, and only
-//     after its content was fsync'd, so even file systems that reorder data
-//     and metadata writes cannot expose a short file under a final name.
-//     Open empties tmp/, discarding whatever an interrupted Ingest left.
-//   - A row without its blob can only belong to an instance never
-//     acknowledged: a new instance whose parallel steps 5 and 6 were cut
-//     short. If the blob step fails, Ingest removes the row; if the process
-//     dies, the next Open does (Close leaves a "clean" marker; without it,
-//     Open checks the newest rows, more than can be in flight, for their
-//     blobs). A replaced row is only rewritten once the new blob is
-//     durable. The reverse, a complete blob without a row, is harmless:
-//     the sender got no answer and will resend, and the same content gets
-//     the same name, so the blob is reused. While an ingest is in flight a
-//     reader may see the new row a moment before the blob can be opened.
-//   - A replaced blob is noted as an orphan in the same transaction that
-//     replaces its row; it is deleted (and its directory fsync'd) after the
-//     commit, then the note dropped. A crash in between leaves the note,
-//     and Open finishes the deletion.
+//   - No acknowledged instance is lost. Ingest returns nil only after the
+//     record's fdatasync: its data, meta and header are on stable storage,
+//     in space (and under a name) made durable when the segment was made.
+//   - No partial record is ever read as an instance. A record's header is
+//     written last and carries CRC-32Cs of itself, its meta and its data;
+//     the first position in a segment without a valid header ends it. The
+//     header's place is zeros until the commit, aborted records are covered
+//     by a tombstone before anything follows them, so no byte a sender
+//     chose is ever read as a header.
+//   - The index catches up. Its commits are synchronous=NORMAL (WAL): a
+//     power loss may roll back the last ones, together with each segment's
+//     mark (up to where its records are indexed), which lives in the same
+//     transactions. Open replays every record past its segment's mark, in
+//     sequence order, through the same code that indexes a new instance;
+//     replaying a record already indexed changes nothing. Open also trims
+//     each segment after its last valid record.
+//   - Space is reclaimed safely. A segment's count of referenced records is
+//     kept in the same transactions as the rows; a sealed segment whose
+//     count falls to zero is deleted once no record of it waits to be
+//     indexed, and Open deletes what a crash left.
 //
-// A SIGKILL test (crash_test.go) checks the process-crash half of this;
-// the power-loss half rests on the fsync ordering above.
+// A SIGKILL test (crash_test.go) and the DCMTK kill -9 test (test/interop)
+// check the process-crash half of this; the power-loss half rests on the
+// fdatasync and checksum argument above, and on a test that rebuilds a
+// deleted index from the log alone.
 //
 // # Index
 //
 // SQLite (modernc.org/sqlite, pure Go) in WAL mode: readers never block
-// the writer. All writes go through one connection, so concurrent ingests
-// queue in Go rather than fail with SQLITE_BUSY; reads use a small pool of
-// their own. Statements are prepared once. The schema is versioned with
-// PRAGMA user_version and migrated forward at Open (migrations in
-// sqlite.go). Patient-, study- and series-level attributes live in their
-// own rows, normalized as QIDO-RS queries them (PS3.18 10.6), holding the
-// values most recently received.
+// the writer. All writes go through one connection owned by the indexer
+// goroutine; reads use a small pool of their own. Statements are prepared
+// once. The schema is versioned with PRAGMA user_version and migrated
+// forward at Open (migrations in sqlite.go). Patient-, study- and
+// series-level attributes live in their own rows, normalized as QIDO-RS
+// queries them (PS3.18 10.6), holding the values most recently received.
 //
 // # Concurrency and limits
 //
 // A Store is safe for concurrent use: ingests of different instances run
-// in parallel up to the index commit, which is serialized. Close waits for
-// ingests in progress. No PHI (patient name, ID, birth date) is logged;
-// UIDs appear only hashed (dcm.UIDRef).
+// in parallel, each in its own segment. At most maxIndexQueue instances
+// wait for the index; ingest waits beyond. Close waits for ingests in
+// progress and indexes what is queued. No PHI (patient name, ID, birth
+// date) is logged; UIDs appear only hashed (dcm.UIDRef).
 package store

@@ -26,9 +26,6 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrClosed: the Store (or one of its backends) has been closed.
 	ErrClosed = errors.New("store: closed")
-	// ErrConflict is returned by Index.Upsert when the current row is not
-	// the one the caller expected (another writer got there first).
-	ErrConflict = errors.New("store: index row changed concurrently")
 	// ErrDataDirInUse: another process holds the data directory's lock.
 	ErrDataDirInUse = errors.New("store: data directory in use by another process")
 	// ErrSchemaTooNew: the index was written by a newer radgate whose

@@ -8,9 +8,7 @@ import (
 	"encoding/hex"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/radgate/radgate/dcm"
@@ -156,11 +154,18 @@ func appendUS(b []byte, t dcm.Tag, v uint16) []byte {
 	return binary.LittleEndian.AppendUint16(b, v)
 }
 
+// testSegmentSize keeps the tests' segments (and the spares Open makes)
+// small; several instances then fill one, so sealing and reclaiming run.
+const testSegmentSize = 1 << 20
+
 // openTest opens a store in a fresh directory, closed at cleanup.
 func openTest(t testing.TB, cfg Config) *Store {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
+	}
+	if cfg.SegmentSize == 0 {
+		cfg.SegmentSize = testSegmentSize
 	}
 	s, err := Open(context.Background(), cfg, nil, nil)
 	if err != nil {
@@ -190,59 +195,43 @@ func files(t testing.TB, dir string) []string {
 	return out
 }
 
-// partials lists the files in tmp/ that hold data: what an ingest left
-// behind. Empty files there are FSBlobs' spares, made ahead of need.
-func partials(t testing.TB, dataDir string) []string {
-	t.Helper()
-	var out []string
-	for _, f := range files(t, filepath.Join(dataDir, tmpDirName)) {
-		fi, err := os.Stat(filepath.Join(dataDir, tmpDirName, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Size() > 0 {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
 
-// checkBlobTree verifies every file under blobs/: named <sha256>.dcm in
-// blobs/<k[0:2]>/, content hashing to its name, parsing as Part
-// 10 to the end. It returns the keys.
-func checkBlobTree(t testing.TB, dataDir string) map[string]bool {
+// committed lists the committed instance records of the log under
+// dataDir (LogRecords: the way replay walks it, without a Store). Each
+// must hold a Part 10 file that parses to the end.
+func committed(t testing.TB, dataDir string) map[string]bool {
 	t.Helper()
+	list, err := LogRecords(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys := map[string]bool{}
-	for _, rel := range files(t, filepath.Join(dataDir, blobsDirName)) {
-		b, err := os.ReadFile(filepath.Join(dataDir, blobsDirName, rel))
+	for _, key := range list {
+		rc, err := OpenBlobFile(dataDir, key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		key := strings.TrimSuffix(filepath.Base(rel), blobExt)
-		if want := filepath.Join(key[0:2], key+blobExt); rel != want {
-			t.Errorf("blob at %s, want %s", rel, want)
-		}
-		if got := sha256Hex(b); got != key {
-			t.Errorf("blob %s: content hashes to %s (partial or corrupt)", rel, got)
-			continue
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
 		}
 		meta, rest, err := dcm.OpenPart10(bytes.NewReader(b))
 		if err != nil {
-			t.Errorf("blob %s: %v", rel, err)
+			t.Errorf("record %s: %v", key, err)
 			continue
 		}
 		ts, ok := dcm.LookupTransferSyntax(meta.TransferSyntaxUID)
 		if !ok {
-			t.Errorf("blob %s: transfer syntax %q", rel, meta.TransferSyntaxUID)
+			t.Errorf("record %s: transfer syntax %q", key, meta.TransferSyntaxUID)
 			continue
 		}
 		if _, err := dcm.ScanDataset(rest, ts, nil); err != nil {
-			t.Errorf("blob %s: %v", rel, err)
+			t.Errorf("record %s: %v", key, err)
 		}
 		keys[key] = true
 	}

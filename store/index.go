@@ -3,36 +3,26 @@ package store
 import "context"
 
 // Index records which instances exist, their attributes and where their
-// blobs are. SQLiteIndex is the embedded implementation; a PostgreSQL one
-// (shared by replicas) fits the same contract.
+// blobs are, and per log segment how many records are still referenced
+// and up to where the log is indexed. SQLiteIndex is the embedded
+// implementation; a PostgreSQL one (shared by replicas) fits the same
+// contract.
 type Index interface {
 	// Lookup returns the current record for a SOP Instance UID, or
 	// ErrNotFound.
 	Lookup(ctx context.Context, sopInstanceUID string) (Instance, error)
-	// Upsert makes inst the current record for inst.SOPInstanceUID, in one
-	// durable transaction (with its patient, study and series rows),
-	// provided the current record's BlobKey is expect ("" meaning there is
-	// none); otherwise it changes nothing and returns ErrConflict. That
-	// compare-and-swap keeps concurrent writers (other processes, later
-	// replicas) from losing each other's instances.
-	//
-	// It returns the blob keys that no record references any more (the
-	// replaced record's blob). They are also noted in the index as orphans
-	// in the same transaction, so a crash before the caller removes them
-	// loses nothing: Orphans lists them again.
-	Upsert(ctx context.Context, inst Instance, expect string) (orphans []string, err error)
-	// Remove deletes the record of a SOP Instance UID provided its BlobKey
-	// is expect (it undoes an Upsert whose blob could not be committed).
-	// Removing a missing record is not an error.
-	Remove(ctx context.Context, sopInstanceUID, expect string) error
-	// Recent returns the SOP Instance UIDs and blob keys of the n records
-	// written last, newest first (Open checks them after a crash).
-	Recent(ctx context.Context, n int) ([]RecordRef, error)
-	// Orphans lists blob keys noted as orphans that still no record
-	// references.
-	Orphans(ctx context.Context) ([]string, error)
-	// ForgetOrphans drops orphan notes once their blobs are removed.
-	ForgetOrphans(ctx context.Context, keys []string) error
+	// Apply records ops in one transaction, in order. An op whose Seq is
+	// not above the current record's for its SOP Instance UID changes no
+	// instance row (a replay of a superseded record). Each segment's
+	// mark moves to its ops' End, and its count of referenced records is
+	// kept. It returns the segments whose count fell to zero.
+	Apply(ctx context.Context, ops []IndexOp) (emptied []uint64, err error)
+	// Segments returns the state of every segment the index knows.
+	Segments(ctx context.Context) ([]SegmentState, error)
+	// ForgetSegment drops a reclaimed segment's row.
+	ForgetSegment(ctx context.Context, id uint64) error
+	// MaxSeq is the highest sequence number recorded.
+	MaxSeq(ctx context.Context) (uint64, error)
 	// Count returns the number of instance records.
 	Count(ctx context.Context) (int64, error)
 	// Ping reports whether the index answers.
@@ -40,7 +30,16 @@ type Index interface {
 	Close() error
 }
 
-// RecordRef names an index record and its blob.
-type RecordRef struct {
-	SOPInstanceUID, BlobKey string
+// IndexOp is one committed log record to index: its instance record
+// (BlobKey, Seq set) and the record's end in its segment.
+type IndexOp struct {
+	Instance Instance
+	End      Mark
+}
+
+// SegmentState is the index's view of a log segment.
+type SegmentState struct {
+	ID        uint64
+	Live      int64 // instance records referencing it
+	IndexedTo int64 // every record ending at or before this is indexed
 }

@@ -34,7 +34,9 @@ const (
 // latencyBuckets span a page-cache write (100 µs) to a stalled disk (10 s).
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics makes the collectors; pending reports the records
+// acknowledged but not yet indexed.
+func newMetrics(reg prometheus.Registerer, pending func() float64) (*metrics, error) {
 	m := &metrics{
 		ingestSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "radgate_store_ingest_seconds",
@@ -47,16 +49,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "radgate_store_bytes_total",
-			Help: "Bytes of Part 10 blobs made durable.",
+			Help: "Bytes of Part 10 files made durable.",
 		}),
 		fsyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "radgate_store_fsync_seconds",
-			Help:    "Duration of each fsync of a blob or a blob directory.",
+			Help:    "Duration of each log record's fdatasync (what an acknowledgement waits for).",
 			Buckets: latencyBuckets,
 		}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "radgate_store_index_commit_seconds",
-			Help:    "Duration of the index transaction that records one instance (WAL fsync included).",
+			Help:    "Duration of each index transaction (one batch of acknowledged instances).",
 			Buckets: latencyBuckets,
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -74,7 +76,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.ingestSeconds, m.instances, m.bytes, m.fsyncSeconds, m.commitSeconds, m.errors} {
+	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "radgate_store_index_pending",
+		Help: "Instances acknowledged (durable in the log) and not yet in the index.",
+	}, pending)
+	for _, c := range []prometheus.Collector{m.ingestSeconds, m.instances, m.bytes, m.fsyncSeconds, m.commitSeconds, m.errors, queue} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -90,7 +90,9 @@ func TestPydicomFiles(t *testing.T) {
 			if !bytes.Equal(blob[got.DatasetOffset:], dataset) {
 				t.Error("stored data set differs from the file's")
 			}
-			checkBlobTree(t, s.cfg.DataDir)
+			if keys := committed(t, s.cfg.DataDir); len(keys) != 1 || !keys[got.BlobKey] {
+				t.Errorf("records in the log: %v, want only %s", keys, got.BlobKey)
+			}
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -18,8 +19,8 @@ import (
 var migrations = []string{
 	// 1: patient / study / series / instance, normalized as QIDO-RS
 	// searches them (PS3.18 10.6: study, series and instance levels with
-	// their counts, derived with COUNT over the *_pk indexes), plus the
-	// orphan blob list that makes blob removal crash safe.
+	// their counts, derived with COUNT over the *_pk indexes), and the log
+	// segments the instances' blobs live in.
 	`
 CREATE TABLE patient (
 	pk           INTEGER PRIMARY KEY,
@@ -83,17 +84,21 @@ CREATE TABLE instance (
 	size                   INTEGER NOT NULL,
 	sha256                 TEXT    NOT NULL,
 	blob_key               TEXT    NOT NULL,
-	dataset_offset         INTEGER NOT NULL
+	dataset_offset         INTEGER NOT NULL,
+	seq                    INTEGER NOT NULL,
+	segment                INTEGER NOT NULL
 );
 CREATE INDEX instance_series_idx    ON instance(series_pk);
-CREATE INDEX instance_blob_idx      ON instance(blob_key);
 CREATE INDEX instance_received_idx  ON instance(received_at);
 CREATE INDEX instance_sop_class_idx ON instance(sop_class_uid);
 
-CREATE TABLE blob_orphan (
-	blob_key TEXT    PRIMARY KEY,
-	since    INTEGER NOT NULL
-) WITHOUT ROWID;
+-- live: instance rows whose blob is in the segment; indexed_to: every
+-- log record of the segment that ends at or before it is indexed.
+CREATE TABLE segment (
+	id         INTEGER PRIMARY KEY,
+	live       INTEGER NOT NULL,
+	indexed_to INTEGER NOT NULL
+);
 `,
 }
 
@@ -109,22 +114,26 @@ type SQLiteIndex struct {
 	w, r *sql.DB
 
 	// On w.
-	current, upPatient, upStudy, upSeries, upInstance, refs, addOrphan, delOrphan, remove *sql.Stmt
-	selPatient, selStudy, selSeries                                                       *sql.Stmt
+	current, upPatient, upStudy, upSeries, upInstance, upSegment, forgetSegment *sql.Stmt
+	selPatient, selStudy, selSeries                                             *sql.Stmt
 	// On r.
-	lookup, count, orphans, recent *sql.Stmt
+	lookup, count, segments, maxSeq *sql.Stmt
 
-	onCommit func(time.Duration) // observes each Upsert transaction
+	onCommit func(time.Duration) // observes each Apply transaction
+	levels   levelPKs            // what the last committed Apply wrote; used by Apply only
 }
 
 // OpenSQLiteIndex opens (creating and migrating when needed) the index at
-// path. synchronous=FULL makes every commit fsync the WAL: a committed row
-// survives power loss, which Ingest's acknowledgement depends on
+// path. Commits are synchronous=NORMAL: in WAL mode a commit is then
+// durable at the next checkpoint, and a power loss may roll back the last
+// ones. Nothing is lost by that: an instance is acknowledged once its log
+// record is durable, and each segment's mark (indexed_to) rolls back with
+// the rows it covers, so Open replays those records again
 // (https://www.sqlite.org/pragma.html#pragma_synchronous).
 func OpenSQLiteIndex(ctx context.Context, path string) (*SQLiteIndex, error) {
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_busy_timeout=" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + "&_foreign_keys=1"
-	w, err := sql.Open("sqlite", base+"&_journal_mode=WAL&_synchronous=FULL&_txlock=immediate")
+	w, err := sql.Open("sqlite", base+"&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open index: %w", err)
 	}
@@ -190,7 +199,7 @@ SELECT i.sop_instance_uid, i.sop_class_uid, se.series_instance_uid, st.study_ins
 	se.modality, se.series_number, se.series_description, se.body_part_examined,
 	i.instance_number, i.image_rows, i.image_columns, i.number_of_frames, i.specific_character_set, i.transfer_syntax_uid,
 	i.calling_ae, i.called_ae, i.remote_addr, i.source, i.received_at,
-	i.size, i.sha256, i.blob_key, i.dataset_offset
+	i.size, i.sha256, i.blob_key, i.dataset_offset, i.seq
 FROM instance i
 JOIN series se ON se.pk = i.series_pk
 JOIN study st ON st.pk = se.study_pk
@@ -203,7 +212,7 @@ func (x *SQLiteIndex) prepare(ctx context.Context) error {
 		dst  **sql.Stmt
 		text string
 	}{
-		{x.w, &x.current, `SELECT blob_key FROM instance WHERE sop_instance_uid = ?`},
+		{x.w, &x.current, `SELECT seq, segment FROM instance WHERE sop_instance_uid = ?`},
 		{x.w, &x.upPatient, `
 INSERT INTO patient (patient_id, patient_name, birth_date, sex, updated_at) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (patient_id) DO UPDATE SET patient_name = excluded.patient_name, birth_date = excluded.birth_date,
@@ -237,22 +246,24 @@ RETURNING pk`},
 		{x.w, &x.upInstance, `
 INSERT INTO instance (sop_instance_uid, series_pk, sop_class_uid, instance_number, image_rows, image_columns,
 	number_of_frames, specific_character_set, transfer_syntax_uid, calling_ae, called_ae, remote_addr, source,
-	received_at, size, sha256, blob_key, dataset_offset) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	received_at, size, sha256, blob_key, dataset_offset, seq, segment)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (sop_instance_uid) DO UPDATE SET series_pk = excluded.series_pk, sop_class_uid = excluded.sop_class_uid,
 	instance_number = excluded.instance_number, image_rows = excluded.image_rows, image_columns = excluded.image_columns,
 	number_of_frames = excluded.number_of_frames, specific_character_set = excluded.specific_character_set,
 	transfer_syntax_uid = excluded.transfer_syntax_uid, calling_ae = excluded.calling_ae, called_ae = excluded.called_ae,
 	remote_addr = excluded.remote_addr, source = excluded.source, received_at = excluded.received_at,
-	size = excluded.size, sha256 = excluded.sha256, blob_key = excluded.blob_key, dataset_offset = excluded.dataset_offset`},
-		{x.w, &x.refs, `SELECT COUNT(*) FROM instance WHERE blob_key = ?`},
-		{x.w, &x.addOrphan, `INSERT OR IGNORE INTO blob_orphan (blob_key, since) VALUES (?, ?)`},
-		{x.w, &x.delOrphan, `DELETE FROM blob_orphan WHERE blob_key = ?`},
-		{x.w, &x.remove, `DELETE FROM instance WHERE sop_instance_uid = ? AND blob_key = ?`},
-		{x.r, &x.recent, `SELECT sop_instance_uid, blob_key FROM instance ORDER BY pk DESC LIMIT ?`},
+	size = excluded.size, sha256 = excluded.sha256, blob_key = excluded.blob_key, dataset_offset = excluded.dataset_offset,
+	seq = excluded.seq, segment = excluded.segment`},
+		{x.w, &x.upSegment, `
+INSERT INTO segment (id, live, indexed_to) VALUES (?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET live = live + excluded.live, indexed_to = max(indexed_to, excluded.indexed_to)
+RETURNING live`},
+		{x.w, &x.forgetSegment, `DELETE FROM segment WHERE id = ?`},
 		{x.r, &x.lookup, lookupSQL},
 		{x.r, &x.count, `SELECT COUNT(*) FROM instance`},
-		{x.r, &x.orphans, `SELECT o.blob_key FROM blob_orphan o
-WHERE NOT EXISTS (SELECT 1 FROM instance i WHERE i.blob_key = o.blob_key) ORDER BY o.blob_key`},
+		{x.r, &x.segments, `SELECT id, live, indexed_to FROM segment ORDER BY id`},
+		{x.r, &x.maxSeq, `SELECT COALESCE(MAX(seq), 0) FROM instance`},
 	} {
 		st, err := s.db.PrepareContext(ctx, s.text)
 		if err != nil {
@@ -274,7 +285,7 @@ func (x *SQLiteIndex) Lookup(ctx context.Context, sopInstanceUID string) (Instan
 		&in.Modality, &in.SeriesNumber, &in.SeriesDescription, &in.BodyPartExamined,
 		&in.InstanceNumber, &in.Rows, &in.Columns, &in.NumberOfFrames, &in.SpecificCharacterSet, &in.TransferSyntaxUID,
 		&in.CallingAE, &in.CalledAE, &in.RemoteAddr, &in.Source, &received,
-		&in.Size, &in.SHA256, &in.BlobKey, &in.DatasetOffset,
+		&in.Size, &in.SHA256, &in.BlobKey, &in.DatasetOffset, &in.Seq,
 	)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Instance{}, ErrNotFound
@@ -286,104 +297,133 @@ func (x *SQLiteIndex) Lookup(ctx context.Context, sopInstanceUID string) (Instan
 	return in, nil
 }
 
-// Upsert implements Index: one IMMEDIATE transaction (the write lock is
-// taken at BEGIN, so the compare-and-swap below cannot be overtaken).
-func (x *SQLiteIndex) Upsert(ctx context.Context, in Instance, expect string) (orphans []string, err error) {
+// Apply implements Index: one IMMEDIATE transaction for the whole batch,
+// so a batch costs one commit however many instances it holds.
+func (x *SQLiteIndex) Apply(ctx context.Context, ops []IndexOp) (emptied []uint64, err error) {
 	start := time.Now()
 	tx, err := x.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: index begin: %w", err)
 	}
+	pks := x.levels
 	defer func() {
 		if err != nil {
 			_ = tx.Rollback()
-			orphans = nil
+			emptied = nil
+			x.levels = levelPKs{}
+		} else {
+			x.levels = pks
 		}
 	}()
-	var cur string
-	err = tx.StmtContext(ctx, x.current).QueryRowContext(ctx, in.SOPInstanceUID).Scan(&cur)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: index: %w", err)
+	type delta struct{ live, to int64 }
+	deltas := map[uint64]*delta{}
+	at := func(id uint64) *delta {
+		d := deltas[id]
+		if d == nil {
+			d = &delta{}
+			deltas[id] = d
+		}
+		return d
 	}
-	if cur != expect {
-		return nil, ErrConflict
-	}
-	now := time.Now().UnixNano()
-	// Patient, study and series rows are written only when an attribute
-	// changed (the upserts' WHERE): most instances of a series repeat them,
-	// and an unchanged row costs no WAL pages.
-	var patientPK, studyPK, seriesPK int64
-	if patientPK, err = upsertPK(ctx, tx, x.upPatient, x.selPatient, in.PatientID,
-		in.PatientID, in.PatientName, in.PatientBirthDate, in.PatientSex, now); err != nil {
-		return nil, fmt.Errorf("store: index patient: %w", err)
-	}
-	if studyPK, err = upsertPK(ctx, tx, x.upStudy, x.selStudy, in.StudyInstanceUID,
-		in.StudyInstanceUID, patientPK, in.StudyDate, in.StudyTime, in.AccessionNumber, in.StudyDescription,
-		in.ReferringPhysicianName, in.StudyID, now, now); err != nil {
-		return nil, fmt.Errorf("store: index study: %w", err)
-	}
-	if seriesPK, err = upsertPK(ctx, tx, x.upSeries, x.selSeries, in.SeriesInstanceUID,
-		in.SeriesInstanceUID, studyPK, in.Modality, in.SeriesNumber, in.SeriesDescription, in.BodyPartExamined,
-		now, now); err != nil {
-		return nil, fmt.Errorf("store: index series: %w", err)
-	}
-	if _, err = tx.StmtContext(ctx, x.upInstance).ExecContext(ctx,
-		in.SOPInstanceUID, seriesPK, in.SOPClassUID, in.InstanceNumber, in.Rows, in.Columns,
-		in.NumberOfFrames, in.SpecificCharacterSet, in.TransferSyntaxUID, in.CallingAE, in.CalledAE, in.RemoteAddr, in.Source,
-		in.ReceivedAt.UnixNano(), in.Size, in.SHA256, in.BlobKey, in.DatasetOffset); err != nil {
-		return nil, fmt.Errorf("store: index instance: %w", err)
-	}
-	if expect != "" && expect != in.BlobKey {
-		var n int64
-		if err = tx.StmtContext(ctx, x.refs).QueryRowContext(ctx, expect).Scan(&n); err != nil {
+	current := tx.StmtContext(ctx, x.current)
+	for i := range ops {
+		op := &ops[i]
+		in := &op.Instance
+		d := at(op.End.Segment)
+		d.to = max(d.to, op.End.Offset)
+		var curSeq, curSeg int64
+		err = current.QueryRowContext(ctx, in.SOPInstanceUID).Scan(&curSeq, &curSeg)
+		exists := err == nil
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("store: index: %w", err)
 		}
-		if n == 0 {
-			if _, err = tx.StmtContext(ctx, x.addOrphan).ExecContext(ctx, expect, now); err != nil {
-				return nil, fmt.Errorf("store: index: %w", err)
-			}
-			orphans = append(orphans, expect)
+		if exists && uint64(curSeq) >= in.Seq {
+			continue // superseded: its record is dead from the start
 		}
+		if err = x.upsert(ctx, tx, in, op.End.Segment, &pks); err != nil {
+			return nil, err
+		}
+		if exists {
+			at(uint64(curSeg)).live--
+		}
+		d.live++
 	}
-	// The blob is referenced (again): it must not be collected.
-	if _, err = tx.StmtContext(ctx, x.delOrphan).ExecContext(ctx, in.BlobKey); err != nil {
-		return nil, fmt.Errorf("store: index: %w", err)
+	ids := make([]uint64, 0, len(deltas))
+	for id := range deltas {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	up := tx.StmtContext(ctx, x.upSegment)
+	for _, id := range ids {
+		var live int64
+		if err = up.QueryRowContext(ctx, int64(id), deltas[id].live, deltas[id].to).Scan(&live); err != nil {
+			return nil, fmt.Errorf("store: index segment: %w", err)
+		}
+		if live == 0 {
+			emptied = append(emptied, id)
+		}
 	}
 	if err = tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: index commit: %w", err)
 	}
 	x.onCommit(time.Since(start))
-	return orphans, nil
+	return emptied, nil
 }
 
-// Remove implements Index.
-func (x *SQLiteIndex) Remove(ctx context.Context, sopInstanceUID, expect string) error {
-	if _, err := x.remove.ExecContext(ctx, sopInstanceUID, expect); err != nil {
-		return fmt.Errorf("store: index remove: %w", err)
+// levelPKs remembers the patient, study and series rows the previous
+// instance indexed was written with: the instances of a series repeat
+// them, and skipping their upserts takes six of the nine statements an
+// instance would cost. It outlives a transaction only when that commits.
+type levelPKs struct {
+	prev                   Instance
+	patient, study, series int64
+	got                    bool
+}
+
+func (x *SQLiteIndex) upsert(ctx context.Context, tx *sql.Tx, in *Instance, segment uint64, pks *levelPKs) (err error) {
+	now := time.Now().UnixNano()
+	p := &pks.prev
+	defer func() { pks.prev = *in }()
+	// Patient, study and series rows are written only when an attribute
+	// changed (the upserts' WHERE), or not even looked at when the
+	// previous instance indexed carried the same values (methods that
+	// delete patient, study or series rows must reset x.levels).
+	if !(pks.got && p.PatientID == in.PatientID && p.PatientName == in.PatientName &&
+		p.PatientBirthDate == in.PatientBirthDate && p.PatientSex == in.PatientSex) {
+		if pks.patient, err = upsertPK(ctx, tx, x.upPatient, x.selPatient, in.PatientID,
+			in.PatientID, in.PatientName, in.PatientBirthDate, in.PatientSex, now); err != nil {
+			return fmt.Errorf("store: index patient: %w", err)
+		}
+		p = nil
+	}
+	if !(p != nil && p.StudyInstanceUID == in.StudyInstanceUID && p.StudyDate == in.StudyDate &&
+		p.StudyTime == in.StudyTime && p.AccessionNumber == in.AccessionNumber &&
+		p.StudyDescription == in.StudyDescription && p.ReferringPhysicianName == in.ReferringPhysicianName &&
+		p.StudyID == in.StudyID) {
+		if pks.study, err = upsertPK(ctx, tx, x.upStudy, x.selStudy, in.StudyInstanceUID,
+			in.StudyInstanceUID, pks.patient, in.StudyDate, in.StudyTime, in.AccessionNumber, in.StudyDescription,
+			in.ReferringPhysicianName, in.StudyID, now, now); err != nil {
+			return fmt.Errorf("store: index study: %w", err)
+		}
+		p = nil
+	}
+	if !(p != nil && p.SeriesInstanceUID == in.SeriesInstanceUID && p.Modality == in.Modality &&
+		p.SeriesNumber == in.SeriesNumber && p.SeriesDescription == in.SeriesDescription &&
+		p.BodyPartExamined == in.BodyPartExamined) {
+		if pks.series, err = upsertPK(ctx, tx, x.upSeries, x.selSeries, in.SeriesInstanceUID,
+			in.SeriesInstanceUID, pks.study, in.Modality, in.SeriesNumber, in.SeriesDescription, in.BodyPartExamined,
+			now, now); err != nil {
+			return fmt.Errorf("store: index series: %w", err)
+		}
+	}
+	pks.got = true
+	if _, err = tx.StmtContext(ctx, x.upInstance).ExecContext(ctx,
+		in.SOPInstanceUID, pks.series, in.SOPClassUID, in.InstanceNumber, in.Rows, in.Columns,
+		in.NumberOfFrames, in.SpecificCharacterSet, in.TransferSyntaxUID, in.CallingAE, in.CalledAE, in.RemoteAddr, in.Source,
+		in.ReceivedAt.UnixNano(), in.Size, in.SHA256, in.BlobKey, in.DatasetOffset, int64(in.Seq), int64(segment)); err != nil {
+		return fmt.Errorf("store: index instance: %w", err)
 	}
 	return nil
-}
-
-// Recent implements Index. Rows get increasing pks as they are inserted,
-// so the highest pks are the newest instances.
-func (x *SQLiteIndex) Recent(ctx context.Context, n int) ([]RecordRef, error) {
-	rows, err := x.recent.QueryContext(ctx, n)
-	if err != nil {
-		return nil, fmt.Errorf("store: index: %w", err)
-	}
-	defer rows.Close()
-	var refs []RecordRef
-	for rows.Next() {
-		var r RecordRef
-		if err := rows.Scan(&r.SOPInstanceUID, &r.BlobKey); err != nil {
-			return nil, fmt.Errorf("store: index: %w", err)
-		}
-		refs = append(refs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: index: %w", err)
-	}
-	return refs, nil
 }
 
 // upsertPK runs an upsert that returns the row's pk only when it wrote the
@@ -397,51 +437,44 @@ func upsertPK(ctx context.Context, tx *sql.Tx, up, sel *sql.Stmt, key any, args 
 	return pk, err
 }
 
-// Orphans implements Index.
-func (x *SQLiteIndex) Orphans(ctx context.Context) ([]string, error) {
-	rows, err := x.orphans.QueryContext(ctx)
+// Segments implements Index.
+func (x *SQLiteIndex) Segments(ctx context.Context) ([]SegmentState, error) {
+	rows, err := x.segments.QueryContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: index: %w", err)
 	}
 	defer rows.Close()
-	var keys []string
+	var out []SegmentState
 	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
+		var s SegmentState
+		var id int64
+		if err := rows.Scan(&id, &s.Live, &s.IndexedTo); err != nil {
 			return nil, fmt.Errorf("store: index: %w", err)
 		}
-		keys = append(keys, k)
+		s.ID = uint64(id)
+		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: index: %w", err)
 	}
-	return keys, nil
+	return out, nil
 }
 
-// ForgetOrphans implements Index.
-func (x *SQLiteIndex) ForgetOrphans(ctx context.Context, keys []string) (err error) {
-	if len(keys) == 0 {
-		return nil
-	}
-	tx, err := x.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: index begin: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	del := tx.StmtContext(ctx, x.delOrphan)
-	for _, k := range keys {
-		if _, err = del.ExecContext(ctx, k); err != nil {
-			return fmt.Errorf("store: index: %w", err)
-		}
-	}
-	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("store: index commit: %w", err)
+// ForgetSegment implements Index.
+func (x *SQLiteIndex) ForgetSegment(ctx context.Context, id uint64) error {
+	if _, err := x.forgetSegment.ExecContext(ctx, int64(id)); err != nil {
+		return fmt.Errorf("store: index: %w", err)
 	}
 	return nil
+}
+
+// MaxSeq implements Index.
+func (x *SQLiteIndex) MaxSeq(ctx context.Context) (uint64, error) {
+	var n int64
+	if err := x.maxSeq.QueryRowContext(ctx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: index: %w", err)
+	}
+	return uint64(n), nil
 }
 
 // Count implements Index.
@@ -465,11 +498,11 @@ func (x *SQLiteIndex) Ping(ctx context.Context) error {
 }
 
 // Close implements Index. Closing the last connection checkpoints the WAL
-// into the database file.
+// into the database file (and fsyncs it).
 func (x *SQLiteIndex) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{x.current, x.upPatient, x.upStudy, x.upSeries, x.upInstance, x.refs,
-		x.addOrphan, x.delOrphan, x.remove, x.selPatient, x.selStudy, x.selSeries, x.lookup, x.count, x.orphans, x.recent} {
+	for _, st := range []*sql.Stmt{x.current, x.upPatient, x.upStudy, x.upSeries, x.upInstance, x.upSegment,
+		x.forgetSegment, x.selPatient, x.selStudy, x.selSeries, x.lookup, x.count, x.segments, x.maxSeq} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func TestSQLiteIndexSchema(t *testing.T) {
 	x.w.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk)
 	var sync int
 	x.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync)
-	if diff := cmp.Diff([]any{SchemaVersion(), "wal", "1", 2}, []any{v, mode, fk, sync}); diff != "" {
+	if diff := cmp.Diff([]any{SchemaVersion(), "wal", "1", 1}, []any{v, mode, fk, sync}); diff != "" {
 		t.Errorf("user_version, journal_mode, foreign_keys, synchronous (-want +got):\n%s", diff)
 	}
 	// Readers cannot write.
@@ -49,68 +50,80 @@ func TestSQLiteIndexSchema(t *testing.T) {
 	}
 }
 
-func TestSQLiteIndexUpsert(t *testing.T) {
+func TestSQLiteIndexApply(t *testing.T) {
 	ctx := context.Background()
 	x, err := OpenSQLiteIndex(ctx, filepath.Join(t.TempDir(), indexName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	key := func(c byte) string { return strings.Repeat(string(c), 64) }
 	a := ds{sop: "1.2.3.1"}.want()
 	a.ReceivedAt = time.Date(2024, 1, 31, 10, 15, 0, 123456789, time.UTC)
-	a.Size, a.SHA256, a.BlobKey, a.DatasetOffset = 1000, key('a'), key('a'), 200
 	a.SeriesNumber, a.InstanceNumber = "2", "" // INTEGER columns keep text they cannot convert
-
+	rec := func(in Instance, seq uint64, seg uint64, end int64) IndexOp {
+		in.Seq, in.BlobKey, in.SHA256 = seq, blobKey(seg, end-100, 100), strings.Repeat(fmt.Sprint(seq%10), 64)
+		in.Size, in.DatasetOffset = 100, 20
+		return IndexOp{Instance: in, End: Mark{seg, end}}
+	}
 	steps := []struct {
 		name        string
-		inst        Instance
-		expect      string
-		wantErr     error
-		wantOrphans []string
+		ops         []IndexOp
+		wantEmptied []uint64
+		wantSeq     uint64 // of a's row afterwards
 	}{
-		{"insert", a, "", nil, nil},
-		{"insert again", a, "", ErrConflict, nil},
-		{"replace with stale expectation", with(a, key('b')), key('c'), ErrConflict, nil},
-		{"replace", with(a, key('b')), key('a'), nil, []string{key('a')}},
-		{"back to the first content", a, key('b'), nil, []string{key('b')}},
+		{"insert", []IndexOp{rec(a, 1, 1, 200)}, nil, 1},
+		{"replay of the same record", []IndexOp{rec(a, 1, 1, 200)}, nil, 1},
+		{"a superseded record", []IndexOp{rec(a, 0, 1, 150)}, nil, 1},
+		{"replace in another segment", []IndexOp{rec(a, 5, 2, 300)}, []uint64{1}, 5},
+		{"replace twice in one batch", []IndexOp{rec(a, 6, 3, 400), rec(a, 7, 3, 500)}, []uint64{2}, 7},
 	}
 	for _, st := range steps {
-		orphans, err := x.Upsert(ctx, st.inst, st.expect)
-		if !errors.Is(err, st.wantErr) {
-			t.Fatalf("%s: %v, want %v", st.name, err, st.wantErr)
+		emptied, err := x.Apply(ctx, st.ops)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
 		}
-		if diff := cmp.Diff(st.wantOrphans, orphans); diff != "" {
-			t.Errorf("%s: orphans (-want +got):\n%s", st.name, diff)
+		if diff := cmp.Diff(st.wantEmptied, emptied); diff != "" {
+			t.Errorf("%s: emptied segments (-want +got):\n%s", st.name, diff)
+		}
+		got, err := x.Lookup(ctx, a.SOPInstanceUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Seq != st.wantSeq {
+			t.Errorf("%s: current record seq %d, want %d", st.name, got.Seq, st.wantSeq)
 		}
 	}
+	want := rec(a, 7, 3, 500).Instance
 	got, err := x.Lookup(ctx, a.SOPInstanceUID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(a, got); diff != "" {
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Lookup (-want +got):\n%s", diff)
 	}
-	// key('a') is referenced again: only key('b') is an orphan.
-	orphans, err := x.Orphans(ctx)
+	states, err := x.Segments(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{key('b')}, orphans); diff != "" {
-		t.Errorf("Orphans (-want +got):\n%s", diff)
+	wantStates := []SegmentState{{1, 0, 200}, {2, 0, 300}, {3, 1, 500}}
+	if diff := cmp.Diff(wantStates, states); diff != "" {
+		t.Errorf("Segments (-want +got):\n%s", diff)
 	}
-	if err := x.ForgetOrphans(ctx, orphans); err != nil {
+	if err := x.ForgetSegment(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	if orphans, _ := x.Orphans(ctx); len(orphans) != 0 {
-		t.Errorf("orphans after ForgetOrphans: %v", orphans)
+	if states, _ := x.Segments(ctx); len(states) != 2 {
+		t.Errorf("after ForgetSegment: %v", states)
+	}
+	if n, err := x.MaxSeq(ctx); err != nil || n != 7 {
+		t.Errorf("MaxSeq = %d, %v", n, err)
 	}
 
 	// Normalization: a second instance of the same series shares the
 	// patient, study and series rows, whose values follow the latest.
 	b := ds{sop: "1.2.3.2", patientName: "Doe^Janet"}.want()
-	b.ReceivedAt, b.Size, b.SHA256, b.BlobKey = a.ReceivedAt, 1, key('d'), key('d')
-	if _, err := x.Upsert(ctx, b, ""); err != nil {
+	b.ReceivedAt = a.ReceivedAt
+	if _, err := x.Apply(ctx, []IndexOp{rec(b, 8, 3, 600)}); err != nil {
 		t.Fatal(err)
 	}
 	var patients, studies, series int
@@ -133,15 +146,10 @@ func TestSQLiteIndexUpsert(t *testing.T) {
 	}
 	// Instance rows are readable with the column names tools rely on
 	// (internal/peertest reads sop_instance_uid, blob_key, sha256).
-	var uid, blobKey, sum string
+	var uid, key, sum string
 	err = x.r.QueryRowContext(ctx, "SELECT sop_instance_uid, blob_key, sha256 FROM instance WHERE sop_instance_uid = ?", a.SOPInstanceUID).
-		Scan(&uid, &blobKey, &sum)
-	if err != nil || blobKey != key('a') || sum != key('a') {
-		t.Errorf("instance row: %q %q %q %v", uid, blobKey, sum, err)
+		Scan(&uid, &key, &sum)
+	if err != nil || key != want.BlobKey || sum != want.SHA256 {
+		t.Errorf("instance row: %q %q %q %v", uid, key, sum, err)
 	}
-}
-
-func with(in Instance, key string) Instance {
-	in.SHA256, in.BlobKey = key, key
-	return in
 }

@@ -2,19 +2,22 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,8 +27,8 @@ import (
 
 // Config configures a Store.
 type Config struct {
-	// DataDir holds blobs/ (the Part 10 files), tmp/ (files being
-	// written; emptied by Open) and index.db (the SQLite index).
+	// DataDir holds segments/ (the log of Part 10 files) and index.db (the
+	// SQLite index).
 	DataDir string
 	// MinFreeBytes: Ingest fails with ErrOutOfResources, before writing
 	// anything, while the data directory's file system has less free space
@@ -37,75 +40,80 @@ type Config struct {
 	// MaxInstanceBytes bounds the data set (the bytes after the file meta)
 	// Ingest accepts; a larger one fails with ErrTooLarge. 0: no limit.
 	MaxInstanceBytes int64
+	// SegmentSize is the nominal log segment size (0: DefaultSegmentSize).
+	SegmentSize int64
 }
 
-// Store keeps received instances durably: a Part 10 blob in Blobs and a
-// record in the Index. Its methods are safe for concurrent use.
+// Store keeps received instances durably: a Part 10 record in Blobs and a
+// row in the Index. Its methods are safe for concurrent use.
 type Store struct {
 	cfg      Config
 	log      *slog.Logger
 	blobs    Blobs
 	index    Index
+	ix       *indexer
 	m        *metrics
 	disk     diskGuard
 	locks    uidLocks
-	lockFile *os.File // flock on DataDir/lock, held until Close
+	seq      atomic.Uint64 // the last sequence number given to a record
+	lockFile *os.File      // flock on DataDir/lock, held until Close
 
 	mu     sync.RWMutex // Ingest and the readers hold it shared; Close exclusive
 	closed bool
 
-	// Per-ingest scratch, reused: a 256 KiB write buffer, a SHA-256 state
-	// and a dcm.Scanner (its 64 KiB read buffer).
+	// Per-ingest scratch, reused: a 256 KiB copy buffer and a dcm.Scanner
+	// (its 64 KiB read buffer).
 	chunks   sync.Pool
-	hashes   sync.Pool
 	scanners sync.Pool
 }
 
+// Layout under the data directory, shared with tools that inspect it
+// (internal/peertest).
+const (
+	indexName = "index.db"
+	lockName  = "lock"
+	// oldBlobsDirName is where development builds before the log kept
+	// content-addressed files; Open refuses such a directory.
+	oldBlobsDirName = "blobs"
+)
+
 // Open opens (creating when needed) the store in cfg.DataDir with the
-// embedded backends, FSBlobs and SQLiteIndex. It takes the data
-// directory's lock, deletes partial files a crash left in tmp/, and
-// removes blobs the index noted as orphans. Metrics are registered on reg
-// unless it is nil.
+// embedded backends, Log and SQLiteIndex. It takes the data directory's
+// lock and replays the log records the index lacks (see New). Metrics are
+// registered on reg unless it is nil.
 func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Store, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("store: no data directory configured")
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	if err := os.MkdirAll(cfg.DataDir, dirMode); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, oldBlobsDirName)); err == nil {
+		return nil, fmt.Errorf("store: %s holds blobs/ from a development build that predates the segment log; move it away and start with an empty data directory", cfg.DataDir)
 	}
 	lf, err := lockDataDir(filepath.Join(cfg.DataDir, lockName))
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := NewFSBlobs(cfg.DataDir)
+	size := cfg.SegmentSize
+	if size == 0 {
+		size = DefaultSegmentSize
+	}
+	blobs, err := OpenLog(cfg.DataDir, size)
 	if err != nil {
 		lf.Close()
 		return nil, err
-	}
-	n, err := blobs.RemovePartial()
-	if err != nil {
-		lf.Close()
-		return nil, err
-	}
-	if n > 0 {
-		log.Warn("store: removed partial blobs left by an interrupted run", "files", n)
 	}
 	index, err := OpenSQLiteIndex(ctx, filepath.Join(cfg.DataDir, indexName))
 	if err != nil {
-		lf.Close()
-		return nil, err
-	}
-	if err := recoverUnclean(ctx, cfg.DataDir, blobs, index, log); err != nil {
-		index.Close()
+		blobs.Close()
 		lf.Close()
 		return nil, err
 	}
 	s, err := New(ctx, cfg, blobs, index, log, reg)
 	if err != nil {
 		index.Close()
+		blobs.Close()
 		lf.Close()
 		return nil, err
 	}
@@ -113,10 +121,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	return s, nil
 }
 
-// New composes a Store from backends (Open uses FSBlobs and SQLiteIndex;
-// S3 and PostgreSQL ones fit the same interfaces). The Store owns them
-// from here on: Close closes the index. cfg.DataDir is where free space is
-// measured. New removes the orphan blobs the index lists.
+// New composes a Store from backends (Open uses Log and SQLiteIndex). The
+// Store owns them from here on: Close closes both. cfg.DataDir is where
+// free space is measured. New first replays the log records the index
+// lacks, in sequence order, and deletes the segments no record of which is
+// referenced; then it starts indexing.
 func New(ctx context.Context, cfg Config, blobs Blobs, index Index, log *slog.Logger, reg prometheus.Registerer) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -124,41 +133,37 @@ func New(ctx context.Context, cfg Config, blobs Blobs, index Index, log *slog.Lo
 	if cfg.Duplicates < KeepFirst || cfg.Duplicates > Reject {
 		return nil, fmt.Errorf("store: invalid duplicate policy %v", cfg.Duplicates)
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	if fb, ok := blobs.(*FSBlobs); ok {
-		fb.onFsync = func(d time.Duration) { m.fsyncSeconds.Observe(d.Seconds()) }
-	}
-	if si, ok := index.(*SQLiteIndex); ok {
-		si.onCommit = func(d time.Duration) { m.commitSeconds.Observe(d.Seconds()) }
-	}
 	s := &Store{
 		cfg:   cfg,
 		log:   log,
 		blobs: blobs,
 		index: index,
-		m:     m,
 		disk:  diskGuard{path: cfg.DataDir, min: cfg.MinFreeBytes},
 	}
-	s.chunks.New = func() any { return newChunkBuffers() }
-	s.hashes.New = func() any { return sha256.New() }
+	s.chunks.New = func() any { b := make([]byte, chunkSize); return &b }
 	s.scanners.New = func() any { return new(dcm.Scanner) }
-
-	orphans, err := index.Orphans(ctx)
-	if err != nil {
+	if err := s.recover(ctx); err != nil {
 		return nil, err
 	}
-	if len(orphans) > 0 {
-		s.removeOrphans(ctx, orphans)
-		log.Info("store: removed replaced blobs left by an interrupted run", "blobs", len(orphans))
+	s.ix = newIndexer(index, log, s.digest, s.reclaim)
+	m, err := newMetrics(reg, s.ix.depth)
+	if err != nil {
+		s.ix.close()
+		return nil, err
+	}
+	s.m = m
+	if lg, ok := blobs.(*Log); ok {
+		lg.onFsync = func(d time.Duration) { m.fsyncSeconds.Observe(d.Seconds()) }
+	}
+	if si, ok := index.(*SQLiteIndex); ok {
+		si.onCommit = func(d time.Duration) { m.commitSeconds.Observe(d.Seconds()) }
 	}
 	return s, nil
 }
 
-// Close waits for Ingest calls in progress, then closes the index and
-// releases the data directory. Later calls fail with ErrClosed.
+// Close waits for Ingest calls in progress, indexes what is queued, then
+// closes the backends and releases the data directory. Later calls fail
+// with ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -166,86 +171,155 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.ix.close()
 	err := errors.Join(s.index.Close(), s.blobs.Close())
 	if s.lockFile != nil {
-		if err == nil {
-			err = markClean(s.cfg.DataDir)
-		}
 		err = errors.Join(err, s.lockFile.Close())
 	}
 	return err
 }
 
-// recentChecked is how many of the newest index rows Open checks for their
-// blob after an unclean stop. Rows are committed in parallel with their
-// blob (see ingest), so a crash can leave a row whose blob never made it;
-// there are at most as many such rows as ingests were in flight, far fewer
-// than this.
-const recentChecked = 4096
+// recordMeta is what a log record keeps besides the Part 10 file: enough
+// to rebuild its index row.
+type recordMeta struct {
+	Incoming
+	ReceivedAt    time.Time
+	DatasetOffset int64 // the file meta's length
+}
 
-// recoverUnclean runs at Open. Unless the previous run closed cleanly (the
-// clean marker is present), it removes index rows among the newest whose
-// blob is missing: instances whose Ingest was cut short, never
-// acknowledged. Then it removes the marker, durably, so a crash of this run
-// is detected by the next.
-func recoverUnclean(ctx context.Context, dataDir string, blobs Blobs, index Index, log *slog.Logger) error {
-	marker := filepath.Join(dataDir, cleanName)
-	if _, err := os.Stat(marker); err == nil {
-		if err := os.Remove(marker); err != nil {
-			return fmt.Errorf("store: %w", err)
-		}
-		return syncDirPath(dataDir)
-	}
-	refs, err := index.Recent(ctx, recentChecked)
+// recover indexes the committed records past each segment's mark (a crash
+// or power loss came before their index transaction was durable), then
+// reclaims unreferenced segments.
+func (s *Store) recover(ctx context.Context) error {
+	states, err := s.index.Segments(ctx)
 	if err != nil {
 		return err
 	}
-	removed := 0
-	for _, r := range refs {
-		ok, err := blobs.Exists(ctx, r.BlobKey)
+	marks := make(map[uint64]int64, len(states))
+	for _, st := range states {
+		marks[st.ID] = st.IndexedTo
+		s.blobs.Reserve(st.ID)
+	}
+	var ops []IndexOp
+	unreadable := map[uint64]bool{}
+	err = s.blobs.Replay(ctx, marks, func(r Recovered, data io.Reader) error {
+		inst, err := s.reindex(r, data)
 		if err != nil {
+			// Committed only after validation, so this is damage or a
+			// bug: keep the segment, say so, and go on.
+			unreadable[r.Mark.Segment] = true
+			s.log.Error("store: a log record could not be indexed; its segment is kept", "blob", r.Key, "err", err)
+			return nil
+		}
+		ops = append(ops, IndexOp{Instance: inst, End: r.Mark})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(ops, func(a, b IndexOp) int { return cmp.Compare(a.Instance.Seq, b.Instance.Seq) })
+	for b := range slices.Chunk(ops, maxIndexBatch) {
+		if _, err := s.index.Apply(ctx, b); err != nil {
 			return err
 		}
-		if ok {
-			continue
-		}
-		if err := index.Remove(ctx, r.SOPInstanceUID, r.BlobKey); err != nil {
-			return err
-		}
-		removed++
 	}
-	if removed > 0 {
-		log.Warn("store: removed index rows of unacknowledged instances an interrupted run left without a blob", "rows", removed)
+	last, err := s.index.MaxSeq(ctx)
+	if err != nil {
+		return err
 	}
+	for _, op := range ops {
+		last = max(last, op.Instance.Seq)
+	}
+	s.seq.Store(last)
+	if len(ops) > 0 {
+		s.log.Warn("store: indexed instances from the log that an interrupted run had acknowledged but not indexed", "instances", len(ops))
+	}
+
+	if states, err = s.index.Segments(ctx); err != nil {
+		return err
+	}
+	live := make(map[uint64]int64, len(states))
+	for _, st := range states {
+		live[st.ID] = st.Live
+	}
+	var free []uint64
+	for _, id := range s.blobs.Segments() {
+		if live[id] == 0 && !unreadable[id] {
+			free = append(free, id)
+		}
+	}
+	s.reclaim(ctx, free)
 	return nil
 }
 
-// markClean records a clean Close: the next Open can skip recoverUnclean.
-func markClean(dataDir string) error {
-	f, err := os.OpenFile(filepath.Join(dataDir, cleanName), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fileMode)
+// reindex rebuilds a record's index row from the record: its meta, and a
+// walk of its data set.
+func (s *Store) reindex(r Recovered, data io.Reader) (Instance, error) {
+	var m recordMeta
+	if err := json.Unmarshal(r.Meta, &m); err != nil {
+		return Instance{}, fmt.Errorf("record meta: %w", err)
+	}
+	ts, ok := dcm.LookupTransferSyntax(m.TransferSyntaxUID)
+	if !ok {
+		return Instance{}, fmt.Errorf("%w: %q", ErrUnknownTransferSyntax, m.TransferSyntaxUID)
+	}
+	h := sha256.New()
+	cr := &countingWriter{w: h}
+	tee := io.TeeReader(data, cr)
+	if _, err := io.CopyN(io.Discard, tee, m.DatasetOffset); err != nil {
+		return Instance{}, err
+	}
+	attrs, err := dcm.ScanDataset(tee, ts, scanTags)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return Instance{}, err
 	}
-	if err := errors.Join(f.Sync(), f.Close()); err != nil {
-		return fmt.Errorf("store: %w", err)
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return Instance{}, err
 	}
-	return syncDirPath(dataDir)
+	inst := instanceOf(attrs, m.Incoming, ts.UID)
+	inst.ReceivedAt = m.ReceivedAt
+	inst.Size, inst.SHA256, inst.BlobKey, inst.DatasetOffset, inst.Seq = cr.n, hex.EncodeToString(h.Sum(nil)), r.Key, m.DatasetOffset, r.Seq
+	return inst, nil
 }
 
-// syncDirPath fsyncs a directory.
-func syncDirPath(dir string) error {
-	d, err := os.Open(dir)
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// digest is the hex SHA-256 of a blob, read back (from the page cache, as
+// a rule: the indexer digests what was just written).
+func (s *Store) digest(ctx context.Context, key string, buf []byte) (string, error) {
+	rc, err := s.blobs.Open(ctx, key)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return "", err
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, rc, buf); err != nil {
+		return "", fmt.Errorf("store: reading blob %s: %w", key, err)
 	}
-	if err != nil {
-		return fmt.Errorf("store: fsync %s: %w", dir, err)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// reclaim deletes sealed segments that no index row references, then
+// their index rows. A failure is logged; the next Open tries again.
+func (s *Store) reclaim(ctx context.Context, ids []uint64) {
+	for _, id := range ids {
+		ok, err := s.blobs.Reclaim(id)
+		if err == nil && ok {
+			err = s.index.ForgetSegment(ctx, id)
+		}
+		if err != nil {
+			s.log.Warn("store: reclaiming an unreferenced segment failed; retried at next start", "segment", id, "err", err)
+		}
 	}
-	return nil
 }
 
 // scanTags are the attributes Ingest indexes, in ascending tag order (as
@@ -278,10 +352,10 @@ var scanTags = []dcm.Tag{
 
 // Ingest streams one instance's data set (the bytes after the file meta,
 // encoded in in.TransferSyntaxUID) into durable storage and indexes it.
-// It returns only after the blob is fsync'd, renamed into place, its
-// directory fsync'd, and the index row committed with synchronous=FULL:
-// a nil error means the instance survives a crash or power loss, so the
-// sender may be told so.
+// It returns once the instance's log record is fdatasync'd: a nil error
+// means the instance survives a crash or power loss, so the sender may be
+// told so. Its index row follows within milliseconds (the Store's own
+// readers see it at once).
 //
 // The blob is the Part 10 file radgate writes: a file meta built from in
 // (PS3.10 7.1; SourceApplicationEntityTitle is the calling AE) followed by
@@ -290,7 +364,7 @@ var scanTags = []dcm.Tag{
 // Errors wrap ErrUnknownTransferSyntax, ErrInvalidDataset,
 // ErrOutOfResources, ErrTooLarge, ErrDuplicateRejected or ErrClosed, or
 // the error of dataset itself (the sender went away); in every failure
-// case nothing is left behind.
+// case nothing is kept.
 func (s *Store) Ingest(ctx context.Context, in Incoming, dataset io.Reader) (Result, error) {
 	start := time.Now()
 	s.mu.RLock()
@@ -323,11 +397,12 @@ func (s *Store) Ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 
 // ingest does Ingest's work and names the failure reason for the metric.
 //
-// Order (see doc.go for the crash-safety argument): write the temp file,
-// read it back to validate and index it, decide duplicates, and only for
-// content that will be kept: fsync the file, rename it into place, fsync
-// the directory, commit the index row. Validating before the fsync means
-// rejected and duplicate instances cost no fsync at all.
+// Order (see doc.go for the crash-safety argument): stream the file meta
+// and the data set into a log record, walk the data set back (validating
+// it and picking the indexed attributes), decide duplicates, and only for
+// content that will be kept: commit the record (one fdatasync) and hand it
+// to the indexer. Rejected, invalid and duplicate data sets cost no fsync;
+// their space is given up.
 func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Result, string, error) {
 	ts, ok := dcm.LookupTransferSyntax(in.TransferSyntaxUID)
 	if !ok {
@@ -346,23 +421,15 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 		return Result{}, diskReason(err), err
 	}
 
-	// The per-UID lock makes lookup .. commit atomic for one SOP Instance
-	// UID within this process (Upsert's compare-and-swap catches anyone
-	// else). The declared UID is known before the data set arrives, so the
-	// lookup runs while it streams in.
+	// The per-UID lock makes lookup .. enqueue atomic for one SOP Instance
+	// UID (the indexer's pending records make an acknowledged instance
+	// visible to the next lookup at once). The declared UID is known
+	// before the data set arrives, so the lookup runs while it streams in.
 	unlock := s.locks.lock(in.SOPInstanceUID)
 	defer unlock()
 	prior := s.startLookup(ctx, in.SOPInstanceUID)
 	defer prior.wait()
 
-	w, err := s.blobs.Create(ctx)
-	if err != nil {
-		return Result{}, writeReason(err), writeErr(err)
-	}
-	defer w.Abort() // after Commit: does nothing
-
-	// 1. Stream meta + data set to the temp file through the hash
-	// (copyHashed overlaps reading the sender with hashing and writing).
 	meta := dcm.FileMeta{
 		MediaStorageSOPClassUID:      in.SOPClassUID,
 		MediaStorageSOPInstanceUID:   in.SOPInstanceUID,
@@ -371,24 +438,32 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 		ImplementationVersionName:    dcm.ImplementationVersionName,
 		SourceApplicationEntityTitle: metaAETitle(in.CallingAE),
 	}
-	h := s.hashes.Get().(hash.Hash)
-	defer s.hashes.Put(h)
-	h.Reset()
 	var mb bytes.Buffer
 	if err := dcm.WriteFileMeta(&mb, meta); err != nil {
 		if errors.Is(err, dcm.ErrInvalidFileMeta) {
 			return Result{}, reasonInvalid, fmt.Errorf("%w: %w", ErrInvalidDataset, err)
 		}
-		return Result{}, writeReason(err), writeErr(err)
+		return Result{}, reasonIO, writeErr(err)
 	}
 	metaLen := int64(mb.Len())
-	h.Write(mb.Bytes())
+	received := time.Now().UTC()
+	rm, err := json.Marshal(recordMeta{Incoming: in, ReceivedAt: received, DatasetOffset: metaLen})
+	if err != nil {
+		return Result{}, reasonIO, err
+	}
+	w, err := s.blobs.Create(ctx, rm)
+	if err != nil {
+		return Result{}, writeReason(err), writeErr(err)
+	}
+	defer w.Close() // aborts unless committed
+
+	// 1. Stream meta + data set into the record.
 	if _, err := w.Write(mb.Bytes()); err != nil {
 		return Result{}, writeReason(err), writeErr(err)
 	}
-	bufs := s.chunks.Get().(*chunkBuffers)
-	n, rerr, werr := copyHashed(w, h, dataset, s.cfg.MaxInstanceBytes, bufs)
-	s.chunks.Put(bufs)
+	buf := s.chunks.Get().(*[]byte)
+	n, rerr, werr := copyData(w, dataset, s.cfg.MaxInstanceBytes, *buf)
+	s.chunks.Put(buf)
 	if rerr != nil {
 		return Result{}, reasonRead, fmt.Errorf("store: reading data set: %w", rerr)
 	}
@@ -398,56 +473,43 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 	if s.cfg.MaxInstanceBytes > 0 && n > s.cfg.MaxInstanceBytes {
 		return Result{}, reasonTooLarge, fmt.Errorf("%w: data set exceeds %d bytes", ErrTooLarge, s.cfg.MaxInstanceBytes)
 	}
-	size := metaLen + n
-	var sum [sha256.Size]byte
-	key := hex.EncodeToString(h.Sum(sum[:0]))
 	if err := ctx.Err(); err != nil {
 		return Result{}, reasonCanceled, err
 	}
 
-	// 2. Validate: walk the whole data set back from the page cache.
+	// 2. Validate: walk the data set back from the page cache, seeking
+	// over pixel data and other large values.
+	stored := io.NewSectionReader(w, metaLen, n)
 	sc := s.scanners.Get().(*dcm.Scanner)
-	attrs, err := sc.Scan(io.NewSectionReader(w, metaLen, size-metaLen), ts, scanTags)
+	attrs, err := sc.Scan(stored, ts, scanTags)
 	s.scanners.Put(sc)
 	if err != nil {
 		if errors.Is(err, dcm.ErrMalformed) {
 			return Result{}, reasonInvalid, fmt.Errorf("%w: %w", ErrInvalidDataset, err)
 		}
-		return Result{}, reasonIO, fmt.Errorf("store: reading back temp blob: %w", err)
+		return Result{}, reasonIO, fmt.Errorf("store: reading back the record: %w", err)
 	}
 	if err := checkUIDs(in, attrs); err != nil {
 		return Result{}, reasonInvalid, err
 	}
 	inst := instanceOf(attrs, in, ts.UID)
-	inst.ReceivedAt = time.Now().UTC()
-	inst.Size, inst.SHA256, inst.BlobKey, inst.DatasetOffset = size, key, key, metaLen
+	inst.ReceivedAt = received
+	inst.Size, inst.DatasetOffset = metaLen+n, metaLen
 
 	// 3. Duplicates, against the lookup started before the data arrived.
-	outcome, expect := Stored, ""
+	outcome := Stored
 	prev, err := prior.wait()
 	switch {
 	case errors.Is(err, ErrNotFound):
 	case err != nil:
 		return Result{}, reasonIO, err
 	default:
-		same := prev.SHA256 == key
-		if !same {
-			if same, err = s.sameDataset(ctx, prev, w, metaLen, size, ts.UID); err != nil {
-				return Result{}, reasonIO, err
-			}
+		same, err := s.sameDataset(ctx, prev, io.NewSectionReader(w, metaLen, n), n, ts.UID)
+		if err != nil {
+			return Result{}, reasonIO, err
 		}
 		if same {
-			ok, err := s.blobs.Exists(ctx, prev.BlobKey)
-			if err != nil {
-				return Result{}, reasonIO, err
-			}
-			if ok {
-				return Result{Outcome: DuplicateSame, Instance: prev}, "", nil
-			}
-			// The row outlived its blob (an interrupted run): store it again.
-			s.log.Warn("store: indexed instance had no blob; storing it again", "instance", dcm.UIDRef(in.SOPInstanceUID))
-			outcome, expect = DuplicateSame, prev.BlobKey
-			break
+			return Result{Outcome: DuplicateSame, Instance: prev}, "", nil
 		}
 		switch s.cfg.Duplicates {
 		case KeepFirst:
@@ -456,49 +518,20 @@ func (s *Store) ingest(ctx context.Context, in Incoming, dataset io.Reader) (Res
 			return Result{}, reasonDuplicate, fmt.Errorf("%w: instance %s is stored with other content",
 				ErrDuplicateRejected, dcm.UIDRef(in.SOPInstanceUID))
 		}
-		outcome, expect = Replaced, prev.BlobKey
+		outcome = Replaced
 	}
 
-	// 4. Make it durable: the blob's data, then its name; and the index row.
-	// Once started, finish even if the caller gives up: a half-done step
-	// only leaves an orphan blob or a row to clean up.
-	ictx := context.WithoutCancel(ctx)
-	var orphans []string
-	if outcome == Stored {
-		// A new instance: the row and the blob are made durable at the same
-		// time, which saves the WAL fsync's latency on every instance. Both
-		// finish before the sender is told. If the blob fails, the row is
-		// removed again; if the process dies in between, the row has no
-		// blob and recoverUnclean removes it at the next Open.
-		blobDone := make(chan error, 1)
-		go func() { blobDone <- persist(ictx, w, key) }()
-		orphans, err = s.index.Upsert(ictx, inst, expect)
-		blobErr := <-blobDone
-		if blobErr != nil {
-			if err == nil {
-				if rerr := s.index.Remove(ictx, inst.SOPInstanceUID, key); rerr != nil {
-					s.log.Error("store: could not remove the row of a blob that failed; the next start removes it",
-						"instance", dcm.UIDRef(in.SOPInstanceUID), "err", rerr)
-				}
-			}
-			return Result{}, writeReason(blobErr), writeErr(blobErr)
-		}
-		if err != nil {
-			return Result{}, reasonIO, err
-		}
-	} else {
-		// Replacing (or restoring) a row: the previous row stays valid until
-		// the new blob is durable, so a crash never leaves neither.
-		if err := persist(ictx, w, key); err != nil {
-			return Result{}, writeReason(err), writeErr(err)
-		}
-		if orphans, err = s.index.Upsert(ictx, inst, expect); err != nil {
-			return Result{}, reasonIO, err
-		}
+	// 4. Make it durable: one fdatasync. Once started, finish even if the
+	// caller gives up.
+	inst.Seq = s.seq.Add(1)
+	key, end, err := w.Commit(context.WithoutCancel(ctx), inst.Seq)
+	if err != nil {
+		return Result{}, writeReason(err), writeErr(err)
 	}
-	s.m.bytes.Add(float64(size))
-	s.disk.consumed(size)
-	s.removeOrphans(ctx, orphans)
+	inst.BlobKey = key
+	s.ix.enqueue(IndexOp{Instance: inst, End: end})
+	s.m.bytes.Add(float64(inst.Size))
+	s.disk.consumed(inst.Size)
 	return Result{Outcome: outcome, Instance: inst}, "", nil
 }
 
@@ -515,7 +548,7 @@ func (s *Store) startLookup(ctx context.Context, uid string) *pendingLookup {
 	p := &pendingLookup{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.prev, p.err = s.index.Lookup(ctx, uid)
+		p.prev, p.err = s.ix.lookup(ctx, uid)
 	}()
 	return p
 }
@@ -523,15 +556,6 @@ func (s *Store) startLookup(ctx context.Context, uid string) *pendingLookup {
 func (p *pendingLookup) wait() (Instance, error) {
 	<-p.done
 	return p.prev, p.err
-}
-
-// persist makes a written blob durable under key: fsync its data, then
-// rename it into place and fsync the directory (BlobWriter.Commit).
-func persist(ctx context.Context, w BlobWriter, key string) error {
-	if err := w.Sync(); err != nil {
-		return err
-	}
-	return w.Commit(ctx, key)
 }
 
 // checkUIDs enforces what the index relies on: the four identifying UIDs
@@ -628,8 +652,8 @@ func metaAETitle(ae string) string {
 // just written (same transfer syntax, same bytes), differing only in its
 // file meta, e.g. because another AE sent it. Only the duplicate path
 // pays for this comparison.
-func (s *Store) sameDataset(ctx context.Context, prev Instance, w io.ReaderAt, metaLen, size int64, tsUID string) (bool, error) {
-	if prev.TransferSyntaxUID != tsUID || prev.Size-prev.DatasetOffset != size-metaLen {
+func (s *Store) sameDataset(ctx context.Context, prev Instance, dataset io.Reader, n int64, tsUID string) (bool, error) {
+	if prev.TransferSyntaxUID != tsUID || prev.Size-prev.DatasetOffset != n {
 		return false, nil
 	}
 	rc, err := s.blobs.Open(ctx, prev.BlobKey)
@@ -643,7 +667,7 @@ func (s *Store) sameDataset(ctx context.Context, prev Instance, w io.ReaderAt, m
 	if _, err := io.CopyN(io.Discard, rc, prev.DatasetOffset); err != nil {
 		return false, fmt.Errorf("store: reading stored blob: %w", err)
 	}
-	return readersEqual(rc, io.NewSectionReader(w, metaLen, size-metaLen))
+	return readersEqual(rc, dataset)
 }
 
 func readersEqual(a, b io.Reader) (bool, error) {
@@ -668,26 +692,6 @@ func readersEqual(a, b io.Reader) (bool, error) {
 	}
 }
 
-// removeOrphans deletes blobs no record references any more, then drops
-// their orphan notes. A failure is logged and retried at the next Open.
-func (s *Store) removeOrphans(ctx context.Context, keys []string) {
-	if len(keys) == 0 {
-		return
-	}
-	ctx = context.WithoutCancel(ctx)
-	removed := keys[:0:0]
-	for _, k := range keys {
-		if err := s.blobs.Remove(ctx, k); err != nil {
-			s.log.Warn("store: removing a replaced blob failed; retried at next start", "blob", k, "err", err)
-			continue
-		}
-		removed = append(removed, k)
-	}
-	if err := s.index.ForgetOrphans(ctx, removed); err != nil {
-		s.log.Warn("store: recording blob removal failed; retried at next start", "err", err)
-	}
-}
-
 // Instance returns the index record of a SOP Instance UID, or an error
 // wrapping ErrNotFound.
 func (s *Store) Instance(ctx context.Context, sopInstanceUID string) (Instance, error) {
@@ -696,7 +700,7 @@ func (s *Store) Instance(ctx context.Context, sopInstanceUID string) (Instance, 
 	if s.closed {
 		return Instance{}, ErrClosed
 	}
-	in, err := s.index.Lookup(ctx, sopInstanceUID)
+	in, err := s.ix.lookup(ctx, sopInstanceUID)
 	if errors.Is(err, ErrNotFound) {
 		return Instance{}, fmt.Errorf("%w: instance %s", ErrNotFound, dcm.UIDRef(sopInstanceUID))
 	}
@@ -715,7 +719,8 @@ func (s *Store) OpenBlob(ctx context.Context, key string) (io.ReadCloser, error)
 }
 
 // Writable is the readiness check: the data directory takes a new file,
-// the index answers, and free space is above MinFreeBytes (measured now).
+// the index answers and is not failing, and free space is above
+// MinFreeBytes (measured now).
 func (s *Store) Writable(ctx context.Context) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -728,17 +733,40 @@ func (s *Store) Writable(ctx context.Context) error {
 	if err := s.blobs.Ping(ctx); err != nil {
 		return err
 	}
+	if err := s.ix.err(); err != nil {
+		return err
+	}
 	return s.index.Ping(ctx)
 }
 
-// CountInstances returns the number of indexed instances.
+// CountInstances returns the number of stored instances, once those
+// acknowledged before the call are indexed.
 func (s *Store) CountInstances(ctx context.Context) (int64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return 0, ErrClosed
 	}
+	if err := s.ix.flush(); err != nil {
+		return 0, err
+	}
 	return s.index.Count(ctx)
+}
+
+// syncDirPath fsyncs a directory, making the names in it durable.
+func syncDirPath(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: fsync %s: %w", dir, err)
+	}
+	return nil
 }
 
 func writeErr(err error) error {

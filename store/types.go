@@ -141,7 +141,8 @@ type Instance struct {
 
 	// Storage.
 	Size          int64  // bytes of the Part 10 blob
-	SHA256        string // hex SHA-256 of the Part 10 blob
+	SHA256        string // hex SHA-256 of the Part 10 blob; "" until the instance is indexed
 	BlobKey       string // where Blobs keeps it
 	DatasetOffset int64  // where the data set starts in the blob (the file meta's length)
+	Seq           uint64 // the log record's sequence number: later writes of a SOP Instance UID have higher ones
 }

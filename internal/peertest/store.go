@@ -1,27 +1,23 @@
 package peertest
 
 import (
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 
 	_ "modernc.org/sqlite" // the same SQLite radgate's store uses; read-only here
+
+	"github.com/radgate/radgate/store"
 )
 
-// What radgate keeps under RADGATE_DATA_DIR (see store/): content-addressed
-// Part 10 blobs, the SQLite index, and the temp folder where a blob is
-// written before it is renamed into place.
+// What radgate keeps under RADGATE_DATA_DIR (see store/): a log of Part 10
+// records in segment files, read through the store package (LogRecords,
+// OpenBlobFile), and the SQLite index, read here directly.
 const (
-	BlobsDir   = "blobs"
 	IndexFile  = "index.db"
-	TmpDir     = "tmp"
 	IndexTable = "instance"
 	UIDColumn  = "sop_instance_uid"
 )
@@ -62,67 +58,39 @@ func openIndex(dataDir string) (*sql.DB, error) {
 	return sql.Open("sqlite", dsn)
 }
 
-// Blobs lists every file under dataDir/blobs, recursively.
-func Blobs(dataDir string) ([]string, error) {
-	return listFiles(filepath.Join(dataDir, BlobsDir), false)
-}
-
-// TmpFiles lists the files under dataDir/tmp that hold data. Empty files
-// are the store's spares, made ahead of need; only a file holding data is
-// something an ingest left behind.
-func TmpFiles(dataDir string) ([]string, error) {
-	return listFiles(filepath.Join(dataDir, TmpDir), true)
-}
-
-// listFiles walks root (absent: no files), keeping only non-empty files
-// when withData is set.
-func listFiles(root string, withData bool) ([]string, error) {
-	var files []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == root && os.IsNotExist(err) {
-				return filepath.SkipDir
-			}
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		if withData {
-			if fi, err := d.Info(); err != nil || fi.Size() == 0 {
-				return err
-			}
-		}
-		files = append(files, p)
-		return nil
-	})
-	return files, err
-}
-
-// FileSHA256 is the hex SHA-256 of a file's content.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
+// Stored copies every committed record in the log of the store at dataDir
+// into dir as a Part 10 file and returns their paths. Records are checked
+// (CRC) as radgate's own replay checks them, so a torn record is never
+// returned; radgate may be running.
+func Stored(dataDir, dir string) ([]string, error) {
+	keys, err := store.LogRecords(dataDir)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+	var paths []string
+	for _, key := range keys {
+		p := filepath.Join(dir, key+".dcm")
+		if err := exportBlob(dataDir, key, p); err != nil {
+			return nil, err
+		}
+		paths = append(paths, p)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return paths, nil
 }
 
-// CheckBlobName verifies a content-addressed blob: its base name, without
-// extension, is the SHA-256 of its content.
-func CheckBlobName(path string) error {
-	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	sum, err := FileSHA256(path)
+func exportBlob(dataDir, key, path string) error {
+	rc, err := store.OpenBlobFile(dataDir, key)
 	if err != nil {
 		return err
 	}
-	if name != sum {
-		return fmt.Errorf("blob %s: content sha256 is %s, not its name", path, sum)
+	defer rc.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
 	}
-	return nil
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

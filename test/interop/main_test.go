@@ -120,34 +120,28 @@ func waitFor(timeout time.Duration, cond func() error) error {
 	}
 }
 
-// storedByUID maps the SOP Instance UID of every blob in radgate's store to
-// its path, checking on the way that each blob parses and is named by its
-// content's SHA-256.
+// storedByUID maps the SOP Instance UID of every instance committed in
+// radgate's log (copied out as a Part 10 file into a temp folder) to that
+// file, checking on the way that each parses and that no UID is there
+// twice.
 func storedByUID(t testing.TB, dataDir string) map[string]string {
 	t.Helper()
-	blobs, err := peertest.Blobs(dataDir)
+	files, err := peertest.Stored(dataDir, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	m := make(map[string]string, len(blobs))
-	for _, b := range blobs {
-		if !strings.HasSuffix(b, ".dcm") {
-			t.Errorf("unexpected file in blobs/: %s", b)
-			continue
-		}
-		p, err := peertest.ProbeFile(ctx, b)
+	m := make(map[string]string, len(files))
+	for _, f := range files {
+		p, err := peertest.ProbeFile(ctx, f)
 		if err != nil {
-			t.Errorf("partial or unreadable blob: %v", err)
+			t.Errorf("unreadable record: %v", err)
 			continue
-		}
-		if err := peertest.CheckBlobName(b); err != nil {
-			t.Error(err)
 		}
 		if prev, dup := m[p.SOPInstanceUID]; dup {
-			t.Errorf("SOP Instance UID %s stored twice: %s and %s", p.SOPInstanceUID, prev, b)
+			t.Errorf("SOP Instance UID %s stored twice: %s and %s", p.SOPInstanceUID, prev, f)
 		}
-		m[p.SOPInstanceUID] = b
+		m[p.SOPInstanceUID] = f
 	}
 	return m
 }
@@ -160,20 +154,6 @@ func indexedUIDs(t testing.TB, dataDir string) map[string]bool {
 		t.Fatalf("reading radgate's index: %v", err)
 	}
 	return uids
-}
-
-// tmpEmpty waits until radgate's tmp folder holds no file.
-func tmpEmpty(dataDir string, timeout time.Duration) error {
-	return waitFor(timeout, func() error {
-		files, err := peertest.TmpFiles(dataDir)
-		if err != nil {
-			return err
-		}
-		if len(files) > 0 {
-			return fmt.Errorf("leftover temp files: %s", strings.Join(files, ", "))
-		}
-		return nil
-	})
 }
 
 // logLine waits for a radgate log line after offset that contains every one
