@@ -446,6 +446,7 @@ func (l *Log) Reclaim(id uint64) (bool, error) {
 type Recovered struct {
 	Seq  uint64
 	Key  string
+	Size int64  // of the data (the Part 10 file)
 	Mark Mark   // the record's end
 	Meta []byte // as given to Create
 }
@@ -507,7 +508,7 @@ func walkSegment(f *os.File, id uint64, from int64, fn func(Recovered, io.Reader
 			return off, size, nil
 		}
 		if rec.kind == recInstance {
-			r := Recovered{Seq: rec.seq, Key: blobKey(id, rec.data, rec.n), Mark: Mark{id, next}, Meta: rec.meta}
+			r := Recovered{Seq: rec.seq, Key: blobKey(id, rec.data, rec.n), Size: rec.n, Mark: Mark{id, next}, Meta: rec.meta}
 			if err := fn(r, io.NewSectionReader(f, rec.data, rec.n)); err != nil {
 				return off, size, err
 			}

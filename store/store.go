@@ -264,8 +264,7 @@ func (s *Store) reindex(r Recovered, data io.Reader) (Instance, error) {
 		return Instance{}, fmt.Errorf("%w: %q", ErrUnknownTransferSyntax, m.TransferSyntaxUID)
 	}
 	h := sha256.New()
-	cr := &countingWriter{w: h}
-	tee := io.TeeReader(data, cr)
+	tee := io.TeeReader(data, h)
 	if _, err := io.CopyN(io.Discard, tee, m.DatasetOffset); err != nil {
 		return Instance{}, err
 	}
@@ -278,19 +277,8 @@ func (s *Store) reindex(r Recovered, data io.Reader) (Instance, error) {
 	}
 	inst := instanceOf(attrs, m.Incoming, ts.UID)
 	inst.ReceivedAt = m.ReceivedAt
-	inst.Size, inst.SHA256, inst.BlobKey, inst.DatasetOffset, inst.Seq = cr.n, hex.EncodeToString(h.Sum(nil)), r.Key, m.DatasetOffset, r.Seq
+	inst.Size, inst.SHA256, inst.BlobKey, inst.DatasetOffset, inst.Seq = r.Size, hex.EncodeToString(h.Sum(nil)), r.Key, m.DatasetOffset, r.Seq
 	return inst, nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // digest is the hex SHA-256 of a blob, read back (from the page cache, as
