@@ -415,12 +415,6 @@ func parseKey(key string) (id uint64, off, n int64, ok bool) {
 	return id, o, m, true
 }
 
-// SegmentOf is the segment a blob key points into.
-func SegmentOf(key string) (uint64, bool) {
-	id, _, _, ok := parseKey(key)
-	return id, ok
-}
-
 // Reclaim deletes a sealed segment no record of which is referenced any
 // more. It reports whether the file is gone.
 func (l *Log) Reclaim(id uint64) (bool, error) {

@@ -440,7 +440,7 @@ func TestReclaimSegments(t *testing.T) {
 		}
 		first = append(first, r)
 	}
-	seg0, _ := SegmentOf(first[0].Instance.BlobKey)
+	seg0, _, _, _ := parseKey(first[0].Instance.BlobKey)
 	for i := range n {
 		d := ds{sop: fmt.Sprintf("1.2.826.0.1.3680043.10.999.3.2.%d", i), pixels: 300 << 10, fill: 2}
 		if r, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes())); err != nil || r.Outcome != Replaced {
@@ -452,7 +452,7 @@ func TestReclaimSegments(t *testing.T) {
 		t.Errorf("segment %d, all of whose records were replaced, still exists: %v", seg0, err)
 	}
 	for _, r := range first {
-		if seg, _ := SegmentOf(r.Instance.BlobKey); seg == seg0 {
+		if seg, _, _, _ := parseKey(r.Instance.BlobKey); seg == seg0 {
 			if _, err := s.OpenBlob(ctx, r.Instance.BlobKey); !errors.Is(err, ErrNotFound) {
 				t.Errorf("replaced blob %s still readable: %v", r.Instance.BlobKey, err)
 			}
@@ -478,7 +478,7 @@ func TestReclaimSegments(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seg, _ := SegmentOf(inst.BlobKey)
+		seg, _, _, _ := parseKey(inst.BlobKey)
 		live[seg] = true
 	}
 	for _, id := range s.blobs.Segments() { // sealed ones; spares are new
