@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test ./dimse -run '^$$' -fuzz '^FuzzServerAssociation$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./dcm -run '^$$' -fuzz '^FuzzOpenPart10$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./dcm -run '^$$' -fuzz '^FuzzScanDataset$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./store -run '^$$' -fuzz '^FuzzWalkSegment$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin
