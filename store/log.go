@@ -181,8 +181,9 @@ func (l *Log) Reserve(id uint64) {
 	l.mu.Unlock()
 }
 
-// Create starts a record in an idle segment, or a new one, and writes its
-// meta. The writer holds the segment until Close.
+// Create starts a record in an idle segment, or a new one, with meta as
+// its first output (meta is not changed and must not be afterwards). The
+// writer holds the segment until Close.
 func (l *Log) Create(ctx context.Context, meta []byte) (BlobWriter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -199,7 +200,7 @@ func (l *Log) Create(ctx context.Context, meta []byte) (BlobWriter, error) {
 	// The header's place (zeros until Commit) and the meta start the
 	// record's output.
 	w.pend = append(make([]byte, recHeaderLen, 2*pageSize), meta...)
-	w.meta = append([]byte(nil), meta...)
+	w.meta = meta
 	return w, nil
 }
 
@@ -655,6 +656,9 @@ type logWriter struct {
 // pageSize is the unit of the writer's output.
 const pageSize = directAlign
 
+// zeroPage pads a record's last page; read only.
+var zeroPage [pageSize]byte
+
 func (w *logWriter) Write(p []byte) (int, error) {
 	if w.ended {
 		return 0, errors.New("store: record already finished")
@@ -718,7 +722,7 @@ func (w *logWriter) end() error {
 		return nil
 	}
 	if r := (w.pendAt + int64(len(w.pend))) % pageSize; r != 0 {
-		w.pend = append(w.pend, make([]byte, pageSize-r)...)
+		w.pend = append(w.pend, zeroPage[:pageSize-r]...)
 	}
 	return w.out(w.pend)
 }
