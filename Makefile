@@ -7,11 +7,24 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 # Each fuzz target runs this long under `make fuzz`.
 FUZZTIME ?= 60s
+# The pinned ONNX Runtime library (scripts/fetch-ort.sh), next to the binary
+# where `radgate serve` looks for it by default.
+ORT_LIB  := bin/lib/libonnxruntime.so.1
+# Tests load the same library; go test binaries do not live in bin/.
+export RADGATE_ORT_LIB ?= $(CURDIR)/$(ORT_LIB)
+# NVML's header marks old entry points deprecated; cgo would print them all.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: build run test test-deps check-generated bench generate lint fuzz clean
+.PHONY: build build-deps run test test-deps check-generated bench generate lint fuzz clean
 
-build:
+build: build-deps $(ORT_LIB)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/radgate
+
+build-deps:
+	@sh scripts/build-deps.sh
+
+$(ORT_LIB):
+	@sh scripts/fetch-ort.sh $@
 
 # The gateway on its embedded default: data in ./var, DIMSE :11112, HTTP :8080.
 run: build
@@ -19,7 +32,7 @@ run: build
 
 # Installs the real peers when missing (Debian packages when root), then the
 # whole suite with the race detector, peers included.
-test: test-deps lint check-generated
+test: build test-deps lint check-generated
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 test-deps:
@@ -44,7 +57,8 @@ lint:
 	$(GO) vet ./...
 
 # Side-by-side ingest benchmark against DCMTK storescp and Orthanc; prints ratios.
-bench: build test-deps
+bench: build
+	@sh scripts/test-deps.sh bench
 	$(GO) run ./bench -radgate $(BIN)
 
 fuzz:
@@ -54,6 +68,11 @@ fuzz:
 	$(GO) test ./dcm -run '^$$' -fuzz '^FuzzOpenPart10$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./dcm -run '^$$' -fuzz '^FuzzScanDataset$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./store -run '^$$' -fuzz '^FuzzWalkSegment$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzRLE$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJPEG$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJPEGLS$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJ2K$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin
