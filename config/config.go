@@ -53,6 +53,13 @@ type Config struct {
 	Duplicates       string
 	ShutdownGrace    time.Duration
 	PyroscopeURL     string
+
+	ModelsDir         string
+	ORTLib            string
+	Device            string
+	InferenceThreads  int
+	InferenceWorkers  int
+	InferenceMaxQueue int
 }
 
 // Setting describes one configurable value.
@@ -104,12 +111,8 @@ func Settings() []Setting {
 			c.DIMSEMaxPDU = uint32(n)
 			return err
 		}},
-		{"dimse_max_associations", "64", "concurrent associations; more are rejected with local-limit-exceeded", func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err == nil && n < 1 {
-				err = errors.New("must be at least 1")
-			}
-			c.DIMSEMaxAssociations = n
+		{"dimse_max_associations", "64", "concurrent associations; more are rejected with local-limit-exceeded", func(c *Config, v string) (err error) {
+			c.DIMSEMaxAssociations, err = atLeast(v, 1)
 			return err
 		}},
 		{"dimse_artim", "30s", "ARTIM timer: wait for A-ASSOCIATE-RQ after connect, and for close after release or abort", func(c *Config, v string) (err error) {
@@ -158,6 +161,30 @@ func Settings() []Setting {
 		}},
 		{"shutdown_grace", "30s", "on SIGTERM, how long in-flight associations may finish before they are aborted", func(c *Config, v string) (err error) {
 			c.ShutdownGrace, err = positiveDuration(v)
+			return err
+		}},
+		{"models_dir", "./models", "model repository: NAME/VERSION/manifest.yaml with the ONNX file and model card", func(c *Config, v string) error {
+			c.ModelsDir = v
+			return nonEmpty(v)
+		}},
+		{"ort_lib", "", "ONNX Runtime shared library (empty: lib/libonnxruntime.so.1 next to the radgate binary, where make build puts it)", func(c *Config, v string) error {
+			c.ORTLib = v
+			return nil
+		}},
+		{"device", "cpu", "where models run: cpu, cuda or tensorrt (falls back to cpu, with one log line, where the device or provider is missing)", func(c *Config, v string) error {
+			c.Device = v
+			return oneOf(v, "cpu", "cuda", "tensorrt")
+		}},
+		{"inference_threads", "0", "cores inference uses in all (0: every core)", func(c *Config, v string) (err error) {
+			c.InferenceThreads, err = atLeast(v, 0)
+			return err
+		}},
+		{"inference_workers", "1", "batches run at once; each gets inference_threads/inference_workers threads", func(c *Config, v string) (err error) {
+			c.InferenceWorkers, err = atLeast(v, 1)
+			return err
+		}},
+		{"inference_max_queue", "1024", "frames waiting per model and priority before requests are refused (backpressure)", func(c *Config, v string) (err error) {
+			c.InferenceMaxQueue, err = atLeast(v, 1)
 			return err
 		}},
 		{"pyroscope_url", "", "Pyroscope server URL for continuous profiling (empty: off)", func(c *Config, v string) error {
@@ -400,4 +427,13 @@ func ParseBytes(v string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size (e.g. 4096, 512KiB, 4MiB, 1GiB)", v)
 	}
 	return n * mult, nil
+}
+
+// atLeast parses an integer no smaller than lo.
+func atLeast(v string, lo int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err == nil && n < lo {
+		err = fmt.Errorf("must be at least %d", lo)
+	}
+	return n, err
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ import (
 
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/dimse"
+	"github.com/radgate/radgate/gpu"
+	"github.com/radgate/radgate/inference"
+	"github.com/radgate/radgate/inference/ort"
 	"github.com/radgate/radgate/ingest"
 	"github.com/radgate/radgate/store"
 )
@@ -42,7 +46,28 @@ type Gateway struct {
 	http     *http.Server
 	httpLn   net.Listener
 	profiler *pyroscope.Profiler
-	version  string
+	engine   *inference.Engine
+	// modelErrs are the repository's models that could not be loaded:
+	// the gateway is not ready while there are any.
+	modelErrs []error
+	version   string
+}
+
+// InferenceConfig maps the settings onto the inference engine's.
+func InferenceConfig(cfg *config.Config) inference.Config {
+	lib := cfg.ORTLib
+	if lib == "" {
+		lib = ort.DefaultLibrary()
+	}
+	return inference.Config{
+		ModelsDir:  cfg.ModelsDir,
+		ORTLibrary: lib,
+		Device:     gpu.Provider(cfg.Device),
+		CacheDir:   filepath.Join(cfg.DataDir, "trt-cache"),
+		Threads:    cfg.InferenceThreads,
+		Workers:    cfg.InferenceWorkers,
+		MaxQueue:   cfg.InferenceMaxQueue,
+	}
 }
 
 // New opens the store and binds the listeners; nothing is served until Run.
@@ -67,6 +92,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		return nil, fmt.Errorf("gateway: open store: %w", err)
 	}
 	g.store = st
+
+	g.engine, g.modelErrs, err = inference.Open(InferenceConfig(cfg), log, inference.NewMetrics(g.reg))
+	if err != nil {
+		g.closeAll()
+		return nil, fmt.Errorf("gateway: inference: %w", err)
+	}
 
 	g.dimse = &dimse.Server{
 		Policy: dimse.Policy{
@@ -131,6 +162,10 @@ func (g *Gateway) routes() http.Handler {
 			http.Error(w, "not ready: store: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		if len(g.modelErrs) > 0 {
+			http.Error(w, "not ready: models: "+errors.Join(g.modelErrs...).Error(), http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
@@ -156,6 +191,24 @@ func (g *Gateway) Banner(ctx context.Context) string {
 		policy += fmt.Sprintf("; peers in %v", c.DIMSEAllowedPeers)
 	}
 	fmt.Fprintf(&b, "  accepting   %s\n", policy)
+	models := "none"
+	if ms := g.engine.Models(); len(ms) > 0 {
+		ids := make([]string, len(ms))
+		for i, m := range ms {
+			ids[i] = m.ID() + " [" + m.Task + "]"
+		}
+		models = strings.Join(ids, ", ")
+	}
+	fmt.Fprintf(&b, "  models      %s  (from %s)\n", models, c.ModelsDir)
+	for _, err := range g.modelErrs {
+		fmt.Fprintf(&b, "              NOT LOADED: %v\n", err)
+	}
+	device := "cpu"
+	if ms := g.engine.Models(); len(ms) > 0 {
+		device = ms[0].Placement.String()
+	}
+	fmt.Fprintf(&b, "  inference   %s, ONNX Runtime %s, %d threads per session, requested %s\n",
+		device, g.engine.RuntimeVersion(), g.engine.Threads(), c.Device)
 	prof := "off"
 	if c.PyroscopeURL != "" {
 		prof = c.PyroscopeURL
@@ -212,6 +265,11 @@ func (g *Gateway) closeAll() {
 	for _, l := range []net.Listener{g.dimseLn, g.httpLn} {
 		if l != nil {
 			_ = l.Close()
+		}
+	}
+	if g.engine != nil {
+		if err := g.engine.Close(); err != nil {
+			g.log.Error("radgate: close inference engine", "err", err)
 		}
 	}
 	if g.store != nil {

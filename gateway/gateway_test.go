@@ -15,7 +15,17 @@ import (
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/dimse"
+	"github.com/radgate/radgate/internal/peertest"
 )
+
+func modelsDir(t *testing.T) string {
+	t.Helper()
+	dir, err := peertest.ModelsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
 
 func startGateway(t *testing.T, env ...string) (*Gateway, context.CancelFunc, chan error) {
 	t.Helper()
@@ -24,6 +34,8 @@ func startGateway(t *testing.T, env ...string) (*Gateway, context.CancelFunc, ch
 		"RADGATE_DIMSE_ADDR=127.0.0.1:0",
 		"RADGATE_HTTP_ADDR=127.0.0.1:0",
 		"RADGATE_MIN_FREE_DISK=0",
+		"RADGATE_ORT_LIB=" + peertest.ORTLibrary(t),
+		"RADGATE_MODELS_DIR=" + modelsDir(t),
 	}, env...)
 	cfg, err := config.Load("", env, nil)
 	if err != nil {
@@ -106,7 +118,8 @@ func TestGatewayEndToEnd(t *testing.T) {
 		t.Fatalf("/readyz = %d %s", code, body)
 	}
 	banner := g.Banner(context.Background())
-	for _, want := range []string{"AE title    RADGATE", g.DIMSEAddr().String(), g.HTTPAddr().String()} {
+	for _, want := range []string{"AE title    RADGATE", g.DIMSEAddr().String(), g.HTTPAddr().String(),
+		"cxr-triage@1.0.0 [cxr-triage]", "ct-ich@1.0.0 [ct-ich]", "ONNX Runtime 1.30.0"} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
@@ -137,6 +150,27 @@ func TestGatewayEndToEnd(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 	done <- nil // for the cleanup
+}
+
+// TestNotReadyWithABrokenModel: a model the repository holds but the
+// engine refuses keeps /readyz at 503, naming it; the rest still serves.
+func TestNotReadyWithABrokenModel(t *testing.T) {
+	repo := t.TempDir()
+	dir := filepath.Join(repo, "broken", "1.0.0")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest.yaml"), []byte("name: broken\nversion: 1.0.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, _, _ := startGateway(t, "RADGATE_MODELS_DIR="+repo)
+	code, body := get(t, "http://"+g.HTTPAddr().String()+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "models:") || !strings.Contains(body, "broken") {
+		t.Fatalf("/readyz = %d %q, want 503 naming the broken model", code, body)
+	}
+	if b := g.Banner(context.Background()); !strings.Contains(b, "NOT LOADED") {
+		t.Errorf("banner does not say a model failed:\n%s", b)
+	}
 }
 
 func TestLowDiskAnswersOutOfResources(t *testing.T) {

@@ -7,8 +7,12 @@
 # packages; when not root, says what is missing and carries on: the tests that
 # need it skip with a message (or fail under RADGATE_REQUIRE_PEERS=1).
 #
+# With the argument `bench`, also what `make bench` needs to generate its
+# models and run the Node baseline: python3-torch, python3-torchvision,
+# python3-onnx, nodejs and npm.
+#
 # Idempotent; when everything is present it only tests for files (well under
-# a second). Called by `make test`.
+# a second). Called by `make test` (and `make bench`).
 set -u
 
 PATH="$PATH:/usr/sbin:/sbin"
@@ -35,6 +39,15 @@ need orthanc-dicomweb libOrthancDicomWeb.so test -e /usr/share/orthanc/plugins/l
 need python3-pydicom pydicom-test-files test -e /usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm
 need gcc cc command -v cc
 need libc6-dev libdl test -e /usr/include/dlfcn.h
+# pydicom decodes JPEG and JPEG 2000 references through Pillow.
+need python3-pil pillow /usr/bin/python3 -c 'import PIL'
+if [ "${1:-}" = bench ]; then
+	need python3-torch torch /usr/bin/python3 -c 'import torch'
+	need python3-torchvision torchvision /usr/bin/python3 -c 'import torchvision'
+	need python3-onnx onnx /usr/bin/python3 -c 'import onnx'
+	need nodejs node command -v node
+	need npm npm command -v npm
+fi
 
 if [ -z "$missing_pkgs" ]; then
 	exit 0
@@ -53,7 +66,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 # The full peer set, so one install brings everything to the same state.
-pkgs="dcmtk dicom3tools orthanc orthanc-dicomweb python3-pydicom"
+pkgs="dcmtk dicom3tools orthanc orthanc-dicomweb python3-pydicom python3-pil"
 for p in $missing_pkgs; do
 	case " $pkgs " in *" $p "*) ;; *) pkgs="$pkgs $p" ;; esac
 done

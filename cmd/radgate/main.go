@@ -22,6 +22,10 @@ Usage:
   radgate serve   [--config FILE] [--SETTING VALUE ...]
   radgate echo    AE@HOST:PORT [--calling AE]
   radgate send    AE@HOST:PORT PATH... [--calling AE] [--priority low|medium|high]
+  radgate phantom --kind cxr|ct-head --finding none|pneumothorax|effusion|hemorrhage --out DIR [--seed N] [--slices N]
+  radgate infer   --model NAME[@VERSION] [--priority routine|stat] PATH...
+  radgate models  list | verify
+  radgate tensors --manifest FILE --out DIR (--phantoms KIND --seeds FROM-TO | PATH...)
   radgate version
 
 Run 'radgate COMMAND -h' for a command's options. Settings come from
@@ -48,6 +52,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return echo(ctx, args[1:], stdout, stderr)
 	case "send":
 		return send(ctx, args[1:], stdout, stderr)
+	case "phantom":
+		return phantomCmd(ctx, args[1:], stdout, stderr)
+	case "infer":
+		return infer(ctx, args[1:], stdout, stderr)
+	case "tensors":
+		return tensors(ctx, args[1:], stdout, stderr)
+	case "models":
+		return modelsCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "radgate %s\n", buildVersion())
 		return 0

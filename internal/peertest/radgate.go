@@ -106,6 +106,14 @@ func (cfg RadgateConfig) Environ() []string {
 		"RADGATE_LOG_LEVEL":  cfg.LogLevel,
 		"RADGATE_LOG_FORMAT": cfg.LogFormat,
 	}
+	// The binary lives in a temporary folder, away from bin/lib: point it
+	// at the library and the reference models of the repository.
+	if lib, err := ORTLibraryPath(); err == nil {
+		set["RADGATE_ORT_LIB"] = lib
+	}
+	if dir, err := ModelsDir(); err == nil {
+		set["RADGATE_MODELS_DIR"] = dir
+	}
 	maps.Copy(set, cfg.Env)
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		env = append(env, k+"="+set[k])
