@@ -57,6 +57,8 @@ type options struct {
 	skip     string
 	seed     string
 	repeat   int
+	// inferSeconds: how long each inference throughput run lasts.
+	inferSeconds float64
 }
 
 // result is one row of the table.
@@ -85,6 +87,7 @@ type report struct {
 	Ratios        map[string]float64 `json:"ratios"`
 	Verdicts      map[string]string  `json:"verdicts"`
 	Notes         []string           `json:"notes,omitempty"`
+	Inference     *inferReport       `json:"inference,omitempty"`
 }
 
 func main() {
@@ -94,8 +97,9 @@ func main() {
 	flag.StringVar(&o.out, "out", filepath.Join(os.TempDir(), "radgate-bench"), "folder for generated data (cached), run data, logs and results JSON")
 	flag.IntVar(&o.parallel, "parallel", 4, "associations in the parallel runs")
 	flag.IntVar(&o.bigN, "big-n", 0, "instances in the large-study memory run (0: 2 GiB worth; -1: skip)")
-	flag.StringVar(&o.skip, "skip", "", "comma list of runs to skip: storescp, orthanc, radgate (all its runs), parallel, big")
+	flag.StringVar(&o.skip, "skip", "", "comma list of runs to skip: ingest (all of it), storescp, orthanc, radgate (all its ingest runs), parallel, big, inference")
 	flag.StringVar(&o.seed, "seed", "radgate-bench-1", "seed of the generated UIDs")
+	flag.Float64Var(&o.inferSeconds, "infer-seconds", 10, "seconds per inference throughput run")
 	flag.IntVar(&o.repeat, "repeat", 3, "repetitions of each 500-instance run; the table shows the median (two shared cores are noisy)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -171,6 +175,28 @@ func run(ctx context.Context, o options) error {
 	}
 	rep := report{Started: time.Now().UTC(), Host: hostInfo(), Ratios: map[string]float64{}, Verdicts: map[string]string{}}
 
+	if !skip["ingest"] {
+		if err := b.runIngest(ctx, &rep, skip); err != nil {
+			return err
+		}
+	}
+	if !skip["inference"] {
+		progress("inference: radgate in process vs onnxruntime-node, same library and threads…")
+		ir, err := b.runInference(ctx, o.inferSeconds, max(o.repeat, 1))
+		if err != nil {
+			return fmt.Errorf("inference: %w", err)
+		}
+		rep.Inference = ir
+	}
+	ratios(&rep)
+	printReport(os.Stdout, &rep)
+	return writeJSON(out, &rep)
+}
+
+// runIngest is the ingest half: storescu to storescp, Orthanc and radgate.
+func (b *bench) runIngest(ctx context.Context, rep *report, skip map[string]bool) error {
+	o, out := b.o, b.o.out
+	var err error
 	if miss := peertest.Missing("storescu", "storescp", "cc"); len(miss) > 0 {
 		return fmt.Errorf("missing %s (run scripts/test-deps.sh as root)", strings.Join(miss, ", "))
 	}
@@ -274,9 +300,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	rep.Results = results
-	ratios(&rep)
-	printReport(os.Stdout, &rep)
-	return writeJSON(out, &rep)
+	return nil
 }
 
 // median returns the repetition with the median time, with every time and
@@ -527,6 +551,7 @@ func ratios(rep *report) {
 	if big := find("radgate", 1, true); big != nil {
 		rep.Ratios["radgate_big_study_peak_rss_mib"] = round(float64(big.PeakRSS)/(1<<20), 1)
 	}
+	inferenceRatios(rep)
 }
 
 func verdict(ok bool, target string) string {
@@ -537,6 +562,7 @@ func verdict(ok bool, target string) string {
 }
 
 func printReport(w io.Writer, rep *report) {
+	defer printInference(w, rep)
 	fmt.Fprintf(w, "\nradgate ingest benchmark — %s, %s CPUs, %s\n", rep.Started.Format(time.RFC3339), rep.Host["cpus"], rep.Host["go"])
 	fmt.Fprintf(w, "instances: %d bytes each (CT 512×512 16-bit, explicit VR LE), from %s\n", rep.InstanceBytes, rep.Template)
 	fmt.Fprintf(w, "DCMTK and Orthanc with TCP_NODELAY=1; wall time of storescu (median of the repetitions); radgate fsyncs each instance, storescp does not\n\n")
@@ -560,6 +586,13 @@ func printReport(w io.Writer, rep *report) {
 		}
 	}
 	labels = append(labels, struct{ key, label string }{"radgate_big_study_peak_rss_mib", "radgate peak RSS receiving the large study, MiB"})
+	for _, m := range benchModels {
+		k := m.name + "_radgate_over_onnxruntime_node"
+		labels = append(labels, struct{ key, label string }{k, m.name + ": radgate items/s / onnxruntime-node items/s"})
+	}
+	labels = append(labels,
+		struct{ key, label string }{"ct_dynamic_batching_speedup", "resnet18-ct: 8 concurrent (batched) / 1 at a time"},
+		struct{ key, label string }{"rss_growth_500_to_10000_requests_mib", "RSS growth from 500 to 10,000 requests, MiB"})
 	for _, l := range labels {
 		v, ok := rep.Ratios[l.key]
 		if !ok {

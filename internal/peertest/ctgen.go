@@ -30,6 +30,20 @@ const (
 	GoDicomExample = "examples/CT-MONO2-16-ort.dcm"
 )
 
+// The real chest radiograph of the inference tests: a CR, 2140×1760,
+// MONOCHROME1, from TCIA's COVID-19 collection, as suyashkumar/dicom ships
+// it (provenance in that module's testdata/data_details.md).
+const (
+	DicomModule       = "github.com/suyashkumar/dicom@v1.1.0"
+	ChestRadiographCR = "testdata/4.dcm"
+)
+
+// RealChestRadiograph returns the path of that radiograph in the module
+// cache, downloading the module if needed.
+func RealChestRadiograph() (string, error) {
+	return ModuleFile(context.Background(), DicomModule, ChestRadiographCR)
+}
+
 // Transfer syntaxes and classes the generator writes.
 const (
 	uidExplicitLE = "1.2.840.10008.1.2.1"
@@ -50,7 +64,7 @@ func TemplateCT(ctx context.Context, cacheDir string) (path, source string, err 
 	if _, err := os.Stat(real); err == nil {
 		return real, GoDicomModule + " " + GoDicomExample, nil
 	}
-	src, derr := downloadGoDicomExample(ctx)
+	src, derr := ModuleFile(ctx, GoDicomModule, GoDicomExample)
 	if derr == nil {
 		if conv, cerr := Tool("dcmconv"); cerr == nil {
 			tmp := real + ".tmp"
@@ -75,33 +89,33 @@ func TemplateCT(ctx context.Context, cacheDir string) (path, source string, err 
 	return synth, "synthetic phantom (go-dicom example unavailable: " + derr.Error() + ")", nil
 }
 
-// downloadGoDicomExample fetches the pinned go-dicom module with `go mod
-// download -json` (run outside any module, so no go.mod changes) and returns
-// the example's path in the module cache.
-func downloadGoDicomExample(ctx context.Context) (string, error) {
+// ModuleFile fetches a pinned module (module@version) with `go mod download
+// -json` (run outside any module, so no go.mod changes) and returns the
+// path of one of its files in the module cache.
+func ModuleFile(ctx context.Context, module, file string) (string, error) {
 	goBin, err := Tool("go")
 	if err != nil {
 		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "mod", "download", "-json", GoDicomModule)
+	cmd := exec.CommandContext(ctx, goBin, "mod", "download", "-json", module)
 	cmd.Dir = os.TempDir()
 	cmd.Env = append(os.Environ(), "GO111MODULE=on", "GOFLAGS=-mod=mod")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("go mod download %s: %v: %s %s", GoDicomModule, err, bytes.TrimSpace(out), bytes.TrimSpace(stderr.Bytes()))
+		return "", fmt.Errorf("go mod download %s: %v: %s %s", module, err, bytes.TrimSpace(out), bytes.TrimSpace(stderr.Bytes()))
 	}
 	var info struct{ Dir, Error string }
 	if err := json.Unmarshal(out, &info); err != nil {
 		return "", err
 	}
 	if info.Error != "" || info.Dir == "" {
-		return "", fmt.Errorf("go mod download %s: %s", GoDicomModule, info.Error)
+		return "", fmt.Errorf("go mod download %s: %s", module, info.Error)
 	}
-	p := filepath.Join(info.Dir, filepath.FromSlash(GoDicomExample))
+	p := filepath.Join(info.Dir, filepath.FromSlash(file))
 	if _, err := os.Stat(p); err != nil {
 		return "", err
 	}
