@@ -34,6 +34,10 @@ run: build
 # whole suite with the race detector, peers included.
 test: build test-deps lint check-generated
 	$(GO) test -race -count=1 -timeout 25m ./...
+	@# The reference models on held-out phantoms, without -race (it would
+	@# take minutes): prints sensitivity and specificity.
+	@out=$$($(GO) test -count=1 -run '^TestReferenceModels$$' -v ./models 2>&1); s=$$?; \
+		echo "$$out" | grep -E 'sensitivity|specificity|balanced|^(ok|FAIL|--- )'; exit $$s
 
 test-deps:
 	@sh scripts/test-deps.sh

@@ -49,8 +49,25 @@ type Gateway struct {
 	engine   *inference.Engine
 	// modelErrs are the repository's models that could not be loaded:
 	// the gateway is not ready while there are any.
+	modelMu   sync.Mutex
 	modelErrs []error
 	version   string
+}
+
+// ReloadModels rescans the model repository (radgate serve does it on
+// SIGHUP): new versions are loaded, removed or changed ones unloaded.
+func (g *Gateway) ReloadModels(ctx context.Context) {
+	errs := g.engine.Reload(ctx)
+	g.modelMu.Lock()
+	g.modelErrs = errs
+	g.modelMu.Unlock()
+	g.log.Info("radgate: models reloaded", "loaded", len(g.engine.Models()), "failed", len(errs))
+}
+
+func (g *Gateway) modelErrors() []error {
+	g.modelMu.Lock()
+	defer g.modelMu.Unlock()
+	return g.modelErrs
 }
 
 // InferenceConfig maps the settings onto the inference engine's.
@@ -162,8 +179,8 @@ func (g *Gateway) routes() http.Handler {
 			http.Error(w, "not ready: store: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		if len(g.modelErrs) > 0 {
-			http.Error(w, "not ready: models: "+errors.Join(g.modelErrs...).Error(), http.StatusServiceUnavailable)
+		if errs := g.modelErrors(); len(errs) > 0 {
+			http.Error(w, "not ready: models: "+errors.Join(errs...).Error(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")
@@ -200,7 +217,7 @@ func (g *Gateway) Banner(ctx context.Context) string {
 		models = strings.Join(ids, ", ")
 	}
 	fmt.Fprintf(&b, "  models      %s  (from %s)\n", models, c.ModelsDir)
-	for _, err := range g.modelErrs {
+	for _, err := range g.modelErrors() {
 		fmt.Fprintf(&b, "              NOT LOADED: %v\n", err)
 	}
 	device := "cpu"

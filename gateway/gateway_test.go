@@ -171,6 +171,14 @@ func TestNotReadyWithABrokenModel(t *testing.T) {
 	if b := g.Banner(context.Background()); !strings.Contains(b, "NOT LOADED") {
 		t.Errorf("banner does not say a model failed:\n%s", b)
 	}
+	// The operator removes it and sends SIGHUP (ReloadModels): ready.
+	if err := os.RemoveAll(filepath.Join(repo, "broken")); err != nil {
+		t.Fatal(err)
+	}
+	g.ReloadModels(context.Background())
+	if code, body := get(t, "http://"+g.HTTPAddr().String()+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz after reload = %d %q", code, body)
+	}
 }
 
 func TestLowDiskAnswersOutOfResources(t *testing.T) {

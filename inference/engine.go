@@ -296,3 +296,38 @@ func (b sessionBackend) Close() error { return b.s.Close() }
 
 // sigmoid maps a logit to a probability.
 func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+
+// Reload brings the loaded models in line with the repository: versions
+// that appeared are loaded, versions that disappeared or whose file
+// changed (another sha256) are unloaded, after their running batches.
+// It returns the models that failed, which stay unloaded.
+func (e *Engine) Reload(ctx context.Context) []error {
+	found, errs := models.Scan(e.cfg.ModelsDir)
+	want := map[string]models.Model{}
+	for _, md := range found {
+		want[md.ID()] = md
+	}
+	for _, l := range e.Models() {
+		if md, ok := want[l.ID()]; ok && md.SHA256 == l.SHA256 {
+			delete(want, l.ID())
+			continue
+		}
+		if err := e.Unload(ctx, l.ID()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.log.Info("model unloaded", "model", l.ID())
+	}
+	for _, md := range found {
+		if _, ok := want[md.ID()]; !ok {
+			continue
+		}
+		if err := e.Load(md); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, err := range errs {
+		e.log.Error("model not loaded", "err", err)
+	}
+	return errs
+}

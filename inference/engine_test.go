@@ -215,3 +215,30 @@ func TestCompareVersions(t *testing.T) {
 		}
 	}
 }
+
+func TestReloadFollowsTheRepository(t *testing.T) {
+	repo := tinyRepo(t, "y", "1.0.0")
+	e, _ := openEngine(t, repo)
+	// A new version appears, the old one goes.
+	other := tinyRepo(t, "y", "2.0.0")
+	if err := os.Rename(filepath.Join(other, "tiny", "2.0.0"), filepath.Join(repo, "tiny", "2.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(repo, "tiny", "1.0.0")); err != nil {
+		t.Fatal(err)
+	}
+	if errs := e.Reload(t.Context()); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if ms := e.Models(); len(ms) != 1 || ms[0].Version != "2.0.0" {
+		t.Fatalf("after reload: %v", ms)
+	}
+	// A broken manifest is reported and leaves the rest alone.
+	os.WriteFile(filepath.Join(repo, "tiny", "2.0.0", models.ManifestFile), []byte("name: ["), 0o644)
+	if errs := e.Reload(t.Context()); len(errs) != 1 {
+		t.Fatalf("reload with a broken manifest: %v", errs)
+	}
+	if ms := e.Models(); len(ms) != 0 {
+		t.Fatalf("a version whose manifest broke is still served: %v", ms)
+	}
+}

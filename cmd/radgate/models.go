@@ -108,7 +108,7 @@ func verifyModels(cfg *config.Config, stdout, stderr io.Writer) int {
 	return 0
 }
 
-const inferSynopsis = "--model NAME[@VERSION] [--priority routine|stat|...] PATH..."
+const inferSynopsis = "--model NAME[@VERSION] [--priority routine|stat|...] [--timeout D] PATH..."
 
 // infer runs a model on DICOM files and folders and prints one JSON
 // result per radiograph, or per series for series models.
@@ -116,6 +116,7 @@ func infer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs, cfgPath := settingsFlags("infer", inferSynopsis, stderr)
 	model := fs.String("model", "", "model name (its highest version) or NAME@VERSION")
 	prio := fs.String("priority", "routine", "queue priority: low, routine, high or stat")
+	timeout := fs.Duration("timeout", 0, "deadline of each radiograph or series (0: none); a request still queued then is dropped")
 	paths, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2
@@ -154,7 +155,12 @@ func infer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	for _, group := range groupSources(l.Manifest, files, log) {
-		res, err := e.Run(ctx, l.ID(), pri, group)
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if *timeout > 0 {
+			rctx, cancel = context.WithTimeout(ctx, *timeout)
+		}
+		res, err := e.Run(rctx, l.ID(), pri, group)
+		cancel()
 		if err != nil {
 			code = 1
 			fmt.Fprintf(stderr, "radgate infer: %s: %v\n", group[0].Name, err)

@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/gateway"
@@ -39,6 +42,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprint(stdout, g.Banner(ctx))
+	stopReload := reloadOnHangup(ctx, g)
+	defer stopReload()
 	if err := g.Run(ctx); err != nil {
 		log.Error("radgate: stopped with an error", "err", err)
 		return 1
@@ -54,4 +59,30 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// reloadOnHangup rescans the model repository on each SIGHUP until ctx
+// ends or the returned stop is called.
+func reloadOnHangup(ctx context.Context, g *gateway.Gateway) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+				g.ReloadModels(ctx)
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
 }

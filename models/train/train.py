@@ -37,8 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # Training seeds start at 1; validation seeds at 100001. The acceptance
 # evaluation in Go (models_test.go) uses seeds from 900001, never seen here.
 TASKS = {
-    "cxr-triage": dict(kind="cxr", train=(1, 480), val=(100001, 100090), epochs=14),
-    "ct-ich": dict(kind="ct-head", train=(1, 80), val=(100001, 100020), epochs=12, slices=16),
+    "cxr-triage": dict(kind="cxr", train=(1, 600), val=(100001, 100090), epochs=20),
+    "ct-ich": dict(kind="ct-head", train=(1, 80), val=(100001, 100040), epochs=12, slices=16),
 }
 
 
@@ -53,7 +53,16 @@ def tensors(radgate, template, kind, seeds, out, slices=None):
     n = meta["count"]
     x = np.fromfile(os.path.join(out, "x.f32"), dtype="<f4").reshape([n] + meta["item_shape"])
     y = np.fromfile(os.path.join(out, "y.f32"), dtype="<f4").reshape(n, len(meta["labels"]))
-    return x, y, meta["labels"]
+    with open(os.path.join(out, "items.jsonl")) as f:
+        seeds = np.array([json.loads(line).get("seed", 0) for line in f])
+    return x, y, meta["labels"], seeds
+
+
+def per_study(p, y, seeds):
+    """A series model answers per study: its score is the highest slice's
+    (manifest aggregate: max), and a study is positive if any slice is."""
+    keys = sorted(set(seeds.tolist()))
+    return (np.array([p[seeds == k].max(0) for k in keys]), np.array([y[seeds == k].max(0) for k in keys]))
 
 
 def network(channels, labels):
@@ -96,9 +105,9 @@ def main():
     torch.set_num_threads(os.cpu_count() or 1)
 
     with tempfile.TemporaryDirectory() as tmp:
-        xt, yt, labels = tensors(args.radgate, template, task["kind"], task["train"],
+        xt, yt, labels, _ = tensors(args.radgate, template, task["kind"], task["train"],
                                  os.path.join(tmp, "train"), task.get("slices"))
-        xv, yv, _ = tensors(args.radgate, template, task["kind"], task["val"],
+        xv, yv, _, vseeds = tensors(args.radgate, template, task["kind"], task["val"],
                             os.path.join(tmp, "val"), task.get("slices"))
     print("train %s, val %s, positives per label %s" % (xt.shape, xv.shape, yt.sum(0)), flush=True)
 
@@ -152,21 +161,42 @@ def main():
     text = re.sub(r'^sha256: .*$', 'sha256: "%s"' % digest, text, count=1, flags=re.M)
     text = re.sub(r'^# Training template.*?\n(?=name:)', "# Written by models/train/train.py from models/train/%s.yaml; edit that, not this.\n" % args.task,
                   text, count=1, flags=re.S)
-    with open(os.path.join(out, "manifest.yaml"), "w") as f:
-        f.write(text)
     with torch.no_grad():
         pv = exported(torch.from_numpy(xv)).numpy()
+    if spec["aggregate"] == "max":
+        pv, yv = per_study(pv, yv, vseeds)
+    # Each label's threshold is calibrated on the validation phantoms (the
+    # one maximising sensitivity + specificity); the held-out evaluation
+    # in Go uses other seeds again.
+    thresholds = [calibrate(pv[:, k], yv[:, k]) for k in range(len(labels))]
+    it = iter(thresholds)
+    text = re.sub(r"threshold: [0-9.]+", lambda m: "threshold: %.3f" % next(it), text)
+    with open(os.path.join(out, "manifest.yaml"), "w") as f:
+        f.write(text)
     write_card(os.path.join(out, spec["card"]), args.task, task, name, version, labels, pv, yv,
-               sum(p.numel() for p in net.parameters()), os.path.getsize(model_path), epochs)
+               sum(p.numel() for p in net.parameters()), os.path.getsize(model_path), epochs, thresholds)
     print("wrote %s (sha256 %s)" % (out, digest))
 
 
-def write_card(path, taskname, task, name, version, labels, pv, yv, params, size, epochs):
+def calibrate(p, y):
+    """The threshold in 0.05..0.95 with the highest sensitivity + specificity
+    on (p, y); ties go to the one nearest 0.5."""
+    best = None
+    for t in np.arange(0.05, 0.951, 0.01):
+        tp, npos, tn, nneg = sens_spec(p, y, t)
+        score = (tp / max(npos, 1) + tn / max(nneg, 1), -abs(t - 0.5))
+        if best is None or score > best[0]:
+            best = (score, float(t))
+    return round(best[1], 3)
+
+
+def write_card(path, taskname, task, name, version, labels, pv, yv, params, size, epochs, thresholds):
     rows = []
     for k, l in enumerate(labels):
-        tp, npos, tn, nneg = sens_spec(pv[:, k], yv[:, k])
-        rows.append("| %s | %d/%d (%.2f) | %d/%d (%.2f) |" % (l, tp, npos, tp / max(npos, 1), tn, nneg, tn / max(nneg, 1)))
-    unit = "slices" if task["kind"] == "ct-head" else "radiographs"
+        tp, npos, tn, nneg = sens_spec(pv[:, k], yv[:, k], thresholds[k])
+        rows.append("| %s | %.2f | %d/%d (%.2f) | %d/%d (%.2f) |" % (l, thresholds[k], tp, npos, tp / max(npos, 1), tn, nneg, tn / max(nneg, 1)))
+    unit = "series" if task["kind"] == "ct-head" else "radiographs"
+    unit_note = "score = its most suspicious slice" if task["kind"] == "ct-head" else "one image"
     with open(path, "w") as f:
         f.write("""# Model card: %(name)s %(version)s
 
@@ -184,10 +214,11 @@ accuracy; it exists to exercise the gateway end to end.
   Adam, one-cycle learning rate, horizontal flips. Script:
   models/train/train.py (Debian python3-torch).
 - Validation: phantom seeds %(v0)d–%(v1)d (never used in training), per
-  %(unit_one)s, threshold 0.5:
+  %(unit_one)s (%(unit_note)s), at each label's threshold, which was calibrated on this
+  set (highest sensitivity + specificity):
 
-| label | sensitivity | specificity |
-|---|---|---|
+| label | threshold | sensitivity | specificity |
+|---|---|---|---|
 %(rows)s
 
 - Held-out evaluation per study (seeds from 900001): `go test ./models -run
@@ -196,7 +227,7 @@ accuracy; it exists to exercise the gateway end to end.
   radiographs and CTs differ in every way that matters clinically.
 """ % dict(name=name, version=version, task=taskname, params=params, size=size, kind=task["kind"],
            t0=task["train"][0], t1=task["train"][1], v0=task["val"][0], v1=task["val"][1], epochs=epochs,
-           unit_one=unit[:-1], rows="\n".join(rows)))
+           unit_one=unit.rstrip("s") if unit == "radiographs" else unit, unit_note=unit_note, rows="\n".join(rows)))
 
 
 if __name__ == "__main__":
