@@ -178,14 +178,29 @@ func TestMaxQueueDelay(t *testing.T) {
 	r := newRecorder(false)
 	s := NewScheduler(1, nil)
 	defer s.Stop()
-	const delay = 30 * time.Millisecond
+	const delay = 100 * time.Millisecond
 	s.Add("m", r, Policy{MaxBatch: 8, MaxQueueDelay: delay, MaxQueue: 100})
+	// A lone request: nothing suggests company is coming, so it runs at once.
 	a := <-submit(t.Context(), s, "m", Routine, 1)
 	if a.err != nil {
 		t.Fatal(a.err)
 	}
-	if a.timing.Queue < delay {
-		t.Errorf("a lone routine request ran after %v, before its max queue delay %v", a.timing.Queue, delay)
+	if a.timing.Queue >= delay {
+		t.Errorf("a lone request waited %v for company", a.timing.Queue)
+	}
+	// Requests arriving close together: the first waits up to the delay
+	// for the others, and they run as one batch.
+	var chans []chan answer
+	for i := range 3 {
+		chans = append(chans, submit(t.Context(), s, "m", Routine, float32(10+i)))
+		waitQueued(t, s, "m", i+1)
+	}
+	first := <-chans[0]
+	for _, ch := range chans[1:] {
+		<-ch
+	}
+	if first.timing.Queue < delay || first.timing.Batch != 3 {
+		t.Errorf("close arrivals: first waited %v in a batch of %d; want ≥ %v in a batch of 3 (batches %v)", first.timing.Queue, first.timing.Batch, delay, r.got())
 	}
 	a = <-submit(t.Context(), s, "m", Stat, 2)
 	if a.timing.Queue >= delay {
