@@ -23,6 +23,9 @@ import torch
 import torch.nn as nn
 import torchvision
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "train"))
+from train import WithSigmoid  # noqa: E402  (the same export wrapper as the reference models)
+
 MANIFEST = """name: {name}
 version: 1.0.0
 task: benchmark
@@ -43,15 +46,6 @@ labels:
 {labels}
 batching: {{max_batch: 8, max_queue_delay: 2ms}}
 """
-
-
-class WithSigmoid(nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return torch.sigmoid(self.net(x))
 
 
 def densenet():
