@@ -235,18 +235,24 @@ func scores(m models.Manifest, out []float32) []float64 {
 // sortFrames puts frames in slice order when the instances have a
 // consistent geometry, else in instance order.
 func sortFrames(outs []frameOut) {
-	hdrs := make([]*imaging.Image, 0, len(outs))
+	var hdrs []*imaging.Image
+	seen := map[*imaging.Image]bool{}
 	for _, o := range outs {
-		if !slices.Contains(hdrs, o.hdr) {
+		if !seen[o.hdr] {
+			seen[o.hdr] = true
 			hdrs = append(hdrs, o.hdr)
 		}
 	}
 	if imaging.SortSlices(hdrs) != nil {
 		slices.SortStableFunc(hdrs, func(a, b *imaging.Image) int { return a.InstanceNumber - b.InstanceNumber })
 	}
+	rank := make(map[*imaging.Image]int, len(hdrs))
+	for i, h := range hdrs {
+		rank[h] = i
+	}
 	slices.SortStableFunc(outs, func(a, b frameOut) int {
 		if a.hdr != b.hdr {
-			return slices.Index(hdrs, a.hdr) - slices.Index(hdrs, b.hdr)
+			return rank[a.hdr] - rank[b.hdr]
 		}
 		return a.frame - b.frame
 	})
