@@ -13,6 +13,9 @@
 //     (PS3.5 Section 7) that validates its structure and returns selected
 //     top-level attributes as [Attributes].
 //   - [Tag] and the tag constants the index stores (PS3.6 Section 6).
+//   - [HashUID]: UIDs derived from names (PS3.5 B.2), so that what radgate
+//     makes twice from the same inputs (a phantom, an SR) has the same UID;
+//     [UIDRef]: a UID hashed for logs.
 //
 // Every decoder checks declared lengths against named limits before
 // allocating, returns errors wrapping [ErrMalformed] or [ErrNotDICOM], and

@@ -3,6 +3,8 @@ package dcm
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math/big"
+	"strings"
 )
 
 //go:generate sh -c "/usr/bin/python3 gen_uidtable.py > uidtable.go && gofmt -w uidtable.go"
@@ -169,4 +171,20 @@ func ValidUID(s string) bool {
 func UIDRef(uid string) string {
 	sum := sha256.Sum256([]byte(uid))
 	return "uid#" + hex.EncodeToString(sum[:6])
+}
+
+// HashUID derives a UID under the root 2.25 from parts: PS3.5 B.2 makes a
+// UUID written as one decimal integer a UID of its own ("2.25." and at
+// most 39 digits, so at most 44 characters). The UUID is the first 128
+// bits of the SHA-256 of the parts joined by "/", with the version (4) and
+// variant (RFC 9562 4.1) bits set, so the same parts always give the same
+// UID: a retry that derives its UIDs this way finds the instances it wrote
+// before instead of making new ones. Parts that contain "/" can collide
+// with other splits of the same text; callers keep "/" out of them or fix
+// their number.
+func HashUID(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "/")))
+	h[6] = h[6]&0x0f | 0x40
+	h[8] = h[8]&0x3f | 0x80
+	return "2.25." + new(big.Int).SetBytes(h[:16]).String()
 }

@@ -1,6 +1,7 @@
 package dcm
 
 import (
+	"math/big"
 	"strings"
 	"testing"
 
@@ -189,6 +190,48 @@ func TestValidUID(t *testing.T) {
 	} {
 		if got := ValidUID(s); got != want {
 			t.Errorf("ValidUID(%q) = %v", s, got)
+		}
+	}
+}
+
+// TestHashUID checks HashUID against values computed apart (Python's
+// hashlib and uuid) and the properties PS3.5 B.2 asks of a 2.25 UID.
+func TestHashUID(t *testing.T) {
+	for _, c := range []struct {
+		parts []string
+		want  string
+	}{
+		// the phantom generator's implementation class UID
+		{[]string{"radgate phantom implementation"}, "2.25.227550520144625376382156499636955826079"},
+		// the study of phantom.Spec{KindCTHead, Hemorrhage, Seed 1, 6 slices}
+		{[]string{"ct-head", "hemorrhage", "1", "6", "study", "0"}, "2.25.158332027421524366854547081237026697990"},
+		// UUID c14cddc0-33f6-4b9d-aa80-ea675cf280a0
+		{[]string{"a", "b"}, "2.25.256940115388148508466544500248960729248"},
+	} {
+		if got := HashUID(c.parts...); got != c.want {
+			t.Errorf("HashUID(%q) = %s, want %s", c.parts, got, c.want)
+		}
+	}
+	seen := map[string][]string{}
+	for _, parts := range [][]string{{}, {"x"}, {"x", ""}, {"x", "y"}, {"y", "x"}, {"1.2.3", "model", "1", "sr"}, {"1.2.3", "model", "2", "sr"}} {
+		uid := HashUID(parts...)
+		if prev, dup := seen[uid]; dup {
+			t.Errorf("HashUID(%q) = HashUID(%q) = %s", parts, prev, uid)
+		}
+		seen[uid] = parts
+		if !ValidUID(uid) || !strings.HasPrefix(uid, "2.25.") || len(uid) > 44 {
+			t.Errorf("HashUID(%q) = %q: not a 2.25 UID of at most 44 characters", parts, uid)
+		}
+		n, ok := new(big.Int).SetString(strings.TrimPrefix(uid, "2.25."), 10)
+		if !ok || n.BitLen() > 128 {
+			t.Fatalf("HashUID(%q) = %q: not a 128-bit integer", parts, uid)
+		}
+		// UUID version nibble (bits 76-79) 4, variant bits (62-63) 10
+		if v := new(big.Int).Rsh(n, 76).Uint64() & 0xf; v != 4 {
+			t.Errorf("HashUID(%q): version %d, want 4", parts, v)
+		}
+		if v := new(big.Int).Rsh(n, 62).Uint64() & 0x3; v != 2 {
+			t.Errorf("HashUID(%q): variant bits %b, want 10", parts, v)
 		}
 	}
 }

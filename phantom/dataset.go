@@ -1,24 +1,20 @@
 package phantom
 
 import (
-	"bytes"
 	"fmt"
-	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/radgate/radgate/internal/dsbuild"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
 // UIDs and texts every phantom carries.
 const (
-	uidExplicitVRLittleEndian = "1.2.840.10008.1.2.1"
 	// implClassUID names this generator in the file meta (PS3.7 D.3.3.2);
-	// a 2.25 UID from the SHA-256 of "radgate phantom implementation",
-	// derived as Spec.uid derives its UIDs.
+	// dcm.HashUID("radgate phantom implementation").
 	implClassUID    = "2.25.227550520144625376382156499636955826079"
 	implVersionName = "RADGATE_PHANTOM1"
 	// generatorVersion is SoftwareVersions; change it whenever Generate
@@ -29,101 +25,6 @@ const (
 	Notice       = "SYNTHETIC PHANTOM - NOT FOR CLINICAL USE"
 	manufacturer = "radgate phantom"
 )
-
-// builder collects the elements of a dataset (or of a sequence item) and
-// keeps the first error.
-type builder struct {
-	els []*dicom.Element
-	err error
-}
-
-func (b *builder) add(t tag.Tag, v any) {
-	if b.err != nil {
-		return
-	}
-	e, err := dicom.NewElement(t, v)
-	if err != nil {
-		b.err = fmt.Errorf("phantom: element %s: %w", tag.DebugString(t), err)
-		return
-	}
-	b.els = append(b.els, e)
-}
-
-func (b *builder) str(t tag.Tag, v ...string) { b.add(t, v) }
-func (b *builder) ints(t tag.Tag, v ...int)   { b.add(t, v) }
-
-// seq adds a sequence of the items (none: an empty sequence).
-func (b *builder) seq(t tag.Tag, items ...*builder) {
-	vals := make([][]*dicom.Element, 0, len(items))
-	for _, it := range items {
-		if it.err != nil && b.err == nil {
-			b.err = it.err
-		}
-		vals = append(vals, it.els)
-	}
-	b.add(t, vals)
-}
-
-// codeItem is a code sequence item (PS3.3 Table 8.8-1a).
-func codeItem(value, scheme, meaning string) *builder {
-	it := &builder{}
-	it.str(tag.CodeValue, value)
-	it.str(tag.CodingSchemeDesignator, scheme)
-	it.str(tag.CodeMeaning, meaning)
-	return it
-}
-
-// encode writes b as a Part 10 file in explicit VR little endian.
-// suyashkumar/dicom writes elements in the order given, so they are sorted
-// by tag first, items included (PS3.5 7.1: ascending order).
-func encode(b *builder, sizeHint int) ([]byte, error) {
-	if b.err != nil {
-		return nil, b.err
-	}
-	sortElements(b.els)
-	var buf bytes.Buffer
-	buf.Grow(sizeHint)
-	if err := dicom.Write(&buf, dicom.Dataset{Elements: b.els}); err != nil {
-		return nil, fmt.Errorf("phantom: write: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-func sortElements(els []*dicom.Element) {
-	slices.SortFunc(els, func(a, b *dicom.Element) int {
-		return int(a.Tag.Uint32()) - int(b.Tag.Uint32())
-	})
-	for _, e := range els {
-		if e.Value.ValueType() != dicom.Sequences {
-			continue
-		}
-		for _, item := range e.Value.GetValue().([]*dicom.SequenceItemValue) {
-			sortElements(item.GetValue().([]*dicom.Element))
-		}
-	}
-}
-
-// ds formats a decimal string (PS3.5 6.2 DS) to at most 4 decimals.
-func ds(v float64) string {
-	r := math.Round(v*1e4) / 1e4
-	if r == 0 {
-		r = 0 // no "-0"
-	}
-	return strconv.FormatFloat(r, 'f', -1, 64)
-}
-
-func dsList(v ...float64) []string {
-	out := make([]string, len(v))
-	for i, f := range v {
-		out[i] = ds(f)
-	}
-	return out
-}
-
-// pixelData is a native PixelData element holding raw little-endian words.
-func (b *builder) pixelData(raw []byte) {
-	b.add(tag.PixelData, dicom.PixelDataInfo{IntentionallyUnprocessed: true, UnprocessedValueData: raw})
-}
 
 // identity is the synthetic patient and study of a spec: distinctive
 // names no real person has, and dates derived from the seed.
@@ -186,69 +87,65 @@ type series struct {
 // common adds the file meta and the Patient, General Study, General
 // Series, General Equipment, General Image (in part) and SOP Common
 // modules (PS3.3 C.7.1.1, C.7.2.1, C.7.3.1, C.7.5.1, C.7.6.1, C.12.1).
-func (s Spec) common(id identity, se series) *builder {
-	b := &builder{}
-	b.add(tag.FileMetaInformationVersion, []byte{0, 1})
-	b.str(tag.MediaStorageSOPClassUID, se.sopClass)
-	b.str(tag.MediaStorageSOPInstanceUID, se.sopInstance)
-	b.str(tag.TransferSyntaxUID, uidExplicitVRLittleEndian)
-	b.str(tag.ImplementationClassUID, implClassUID)
-	b.str(tag.ImplementationVersionName, implVersionName)
+func (s Spec) common(id identity, se series) *dsbuild.Builder {
+	b := &dsbuild.Builder{}
+	b.FileMeta(se.sopClass, se.sopInstance, implClassUID, implVersionName)
 
-	b.str(tag.SOPClassUID, se.sopClass)
-	b.str(tag.SOPInstanceUID, se.sopInstance)
-	b.str(tag.InstanceCreationDate, id.studyDate)
-	b.str(tag.InstanceCreationTime, se.acquisition)
+	b.Str(tag.SOPClassUID, se.sopClass)
+	b.Str(tag.SOPInstanceUID, se.sopInstance)
+	b.Str(tag.InstanceCreationDate, id.studyDate)
+	b.Str(tag.InstanceCreationTime, se.acquisition)
 
-	b.str(tag.PatientName, id.name)
-	b.str(tag.PatientID, id.id)
-	b.str(tag.PatientBirthDate, id.birthDate)
-	b.str(tag.PatientSex, id.sex)
-	b.str(tag.PatientAge, id.age)
-	b.str(tag.PatientComments, Notice)
+	b.Str(tag.PatientName, id.name)
+	b.Str(tag.PatientID, id.id)
+	b.Str(tag.PatientBirthDate, id.birthDate)
+	b.Str(tag.PatientSex, id.sex)
+	b.Str(tag.PatientAge, id.age)
+	b.Str(tag.PatientComments, Notice)
 
-	b.str(tag.StudyInstanceUID, s.StudyInstanceUID())
-	b.str(tag.StudyDate, id.studyDate)
-	b.str(tag.StudyTime, id.studyTime)
-	b.str(tag.ReferringPhysicianName, "")
-	b.str(tag.StudyID, id.studyID)
-	b.str(tag.AccessionNumber, id.accession)
-	b.str(tag.StudyDescription, Notice)
+	b.Str(tag.StudyInstanceUID, s.StudyInstanceUID())
+	b.Str(tag.StudyDate, id.studyDate)
+	b.Str(tag.StudyTime, id.studyTime)
+	b.Str(tag.ReferringPhysicianName, "")
+	b.Str(tag.StudyID, id.studyID)
+	b.Str(tag.AccessionNumber, id.accession)
+	b.Str(tag.StudyDescription, Notice)
 
-	b.str(tag.Modality, se.modality)
-	b.str(tag.SeriesInstanceUID, se.seriesUID)
-	b.str(tag.SeriesNumber, strconv.Itoa(se.seriesNumber))
-	b.str(tag.SeriesDate, id.studyDate)
-	b.str(tag.SeriesTime, se.acquisition)
-	b.str(tag.SeriesDescription, Notice)
+	b.Str(tag.Modality, se.modality)
+	b.Str(tag.SeriesInstanceUID, se.seriesUID)
+	b.Str(tag.SeriesNumber, strconv.Itoa(se.seriesNumber))
+	b.Str(tag.SeriesDate, id.studyDate)
+	b.Str(tag.SeriesTime, se.acquisition)
+	b.Str(tag.SeriesDescription, Notice)
 
-	b.str(tag.Manufacturer, manufacturer)
-	b.str(tag.InstitutionName, manufacturer)
-	b.str(tag.StationName, "PHANTOM")
-	b.str(tag.ManufacturerModelName, se.model)
-	b.str(tag.SoftwareVersions, generatorVersion)
+	b.Str(tag.Manufacturer, manufacturer)
+	b.Str(tag.InstitutionName, manufacturer)
+	b.Str(tag.StationName, "PHANTOM")
+	b.Str(tag.ManufacturerModelName, se.model)
+	b.Str(tag.SoftwareVersions, generatorVersion)
 
-	b.str(tag.InstanceNumber, strconv.Itoa(se.instanceNumber))
-	b.str(tag.ContentDate, id.studyDate)
-	b.str(tag.ContentTime, se.acquisition)
-	b.str(tag.AcquisitionDate, id.studyDate)
-	b.str(tag.AcquisitionTime, se.acquisition)
-	b.str(tag.ImageComments, Notice)
-	b.str(tag.BurnedInAnnotation, "NO")
-	b.str(tag.LossyImageCompression, "00")
+	b.Str(tag.InstanceNumber, strconv.Itoa(se.instanceNumber))
+	b.Str(tag.ContentDate, id.studyDate)
+	b.Str(tag.ContentTime, se.acquisition)
+	b.Str(tag.AcquisitionDate, id.studyDate)
+	b.Str(tag.AcquisitionTime, se.acquisition)
+	b.Str(tag.ImageComments, Notice)
+	b.Str(tag.BurnedInAnnotation, "NO")
+	b.Str(tag.LossyImageCompression, "00")
 	return b
 }
 
 // imagePixel adds the Image Pixel module (PS3.3 C.7.6.3) for one
-// monochrome frame of 16-bit words.
-func (b *builder) imagePixel(rows, cols, bitsStored, pixelRep int, raw []byte) {
-	b.ints(tag.SamplesPerPixel, 1)
-	b.str(tag.PhotometricInterpretation, "MONOCHROME2")
-	b.ints(tag.Rows, rows)
-	b.ints(tag.Columns, cols)
-	b.ints(tag.BitsAllocated, 16)
-	b.ints(tag.BitsStored, bitsStored)
-	b.ints(tag.HighBit, bitsStored-1)
-	b.ints(tag.PixelRepresentation, pixelRep)
-	b.pixelData(raw)
+// monochrome frame of 16-bit words: PixelData holds raw little-endian
+// words as they are.
+func imagePixel(b *dsbuild.Builder, rows, cols, bitsStored, pixelRep int, raw []byte) {
+	b.Ints(tag.SamplesPerPixel, 1)
+	b.Str(tag.PhotometricInterpretation, "MONOCHROME2")
+	b.Ints(tag.Rows, rows)
+	b.Ints(tag.Columns, cols)
+	b.Ints(tag.BitsAllocated, 16)
+	b.Ints(tag.BitsStored, bitsStored)
+	b.Ints(tag.HighBit, bitsStored-1)
+	b.Ints(tag.PixelRepresentation, pixelRep)
+	b.Add(tag.PixelData, dicom.PixelDataInfo{IntentionallyUnprocessed: true, UnprocessedValueData: raw})
 }

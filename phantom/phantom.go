@@ -5,10 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/big"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+
+	"github.com/radgate/radgate/dcm"
 )
 
 // Kind is the kind of image a Spec asks for.
@@ -121,15 +122,11 @@ func (s Spec) slices() int {
 	return s.Slices
 }
 
-// uid derives a UID under 2.25 (PS3.5 B.2: a UUID as a decimal integer)
-// from the spec (the slice count too: other slices are other instances),
-// what it names and a slice index: the first 128 bits of a SHA-256, with
-// the version 4 and variant bits set as in a UUID.
+// uid derives a UID under 2.25 (dcm.HashUID, PS3.5 B.2) from the spec
+// (the slice count too: other slices are other instances), what it names
+// and a slice index.
 func (s Spec) uid(what string, slice int) string {
-	h := digest(string(s.Kind), string(s.Finding), strconv.FormatUint(s.Seed, 10), strconv.Itoa(s.slices()), what, strconv.Itoa(slice))
-	h[6] = h[6]&0x0f | 0x40
-	h[8] = h[8]&0x3f | 0x80
-	return "2.25." + new(big.Int).SetBytes(h[:16]).String()
+	return dcm.HashUID(string(s.Kind), string(s.Finding), strconv.FormatUint(s.Seed, 10), strconv.Itoa(s.slices()), what, strconv.Itoa(slice))
 }
 
 // newRand is a PCG generator seeded from the SHA-256 of parts, so each
