@@ -13,6 +13,11 @@
 //   - [Blobs] ([Log]) and [Index] ([SQLiteIndex]) are the two backends,
 //     small interfaces so that S3 (minio-go) and PostgreSQL can replace the
 //     local file system and SQLite without touching callers.
+//   - [Store.Work] is the [Work] that follows the instances, kept in the
+//     same index: per study how far its instances were evaluated (its
+//     activity rows are written in the same transaction as the instance
+//     rows), the inference [Job]s, and the outbox of [Delivery]s. Package
+//     study, results and delivery drive it.
 //   - [LogRecords] and [OpenBlobFile] read a data directory without a
 //     Store, for tools and tests.
 //
@@ -21,7 +26,7 @@
 //	DataDir/lock                     flock(2): one radgate per data directory
 //	DataDir/segments/<id>.seg        the log: Part 10 files as records
 //	DataDir/index.db (-wal, -shm)    SQLite: patient, study, series, instance,
-//	                                 segment
+//	                                 segment; study_activity, job, outbox
 //
 // A blob is the Part 10 file (PS3.10 7.1): a file meta that radgate writes
 // from what the sender declared (its calling AE as Source Application

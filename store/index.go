@@ -6,8 +6,10 @@ import "context"
 // blobs are, and per log segment how many records are still referenced
 // and up to where the log is indexed. SQLiteIndex is the embedded
 // implementation; a PostgreSQL one (shared by replicas) fits the same
-// contract.
+// contract. It also keeps the Work that follows the instances.
 type Index interface {
+	Work
+
 	// Lookup returns the current record for a SOP Instance UID, or
 	// ErrNotFound.
 	Lookup(ctx context.Context, sopInstanceUID string) (Instance, error)

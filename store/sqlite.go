@@ -100,6 +100,63 @@ CREATE TABLE segment (
 	indexed_to INTEGER NOT NULL
 );
 `,
+	// 2: what follows an instance (work.go): per study, how far its
+	// instances have been evaluated; the inference jobs evaluation made;
+	// the outbox of deliveries their results became.
+	`
+CREATE TABLE study_activity (
+	study_instance_uid TEXT    PRIMARY KEY,
+	last_seq           INTEGER NOT NULL,
+	last_received_at   INTEGER NOT NULL,
+	evaluated_seq      INTEGER NOT NULL DEFAULT 0,
+	evaluated_at       INTEGER NOT NULL DEFAULT 0,
+	outcome            TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX study_activity_pending_idx ON study_activity(last_received_at) WHERE last_seq > evaluated_seq;
+
+CREATE TABLE job (
+	id                 INTEGER PRIMARY KEY,
+	study_instance_uid TEXT    NOT NULL,
+	model              TEXT    NOT NULL,
+	revision           INTEGER NOT NULL,
+	route              TEXT    NOT NULL,
+	priority           INTEGER NOT NULL,
+	series             TEXT    NOT NULL,
+	destinations       TEXT    NOT NULL,
+	digest             TEXT    NOT NULL,
+	state              TEXT    NOT NULL,
+	attempts           INTEGER NOT NULL DEFAULT 0,
+	not_before         INTEGER NOT NULL,
+	ready_at           INTEGER NOT NULL,
+	created_at         INTEGER NOT NULL,
+	updated_at         INTEGER NOT NULL,
+	model_version      TEXT    NOT NULL DEFAULT '',
+	result             BLOB,
+	error              TEXT    NOT NULL DEFAULT '',
+	UNIQUE (study_instance_uid, model, revision)
+);
+CREATE INDEX job_queue_idx ON job(state, priority DESC, not_before, id);
+
+CREATE TABLE outbox (
+	id            INTEGER PRIMARY KEY,
+	job_id        INTEGER NOT NULL REFERENCES job(id),
+	destination   TEXT    NOT NULL,
+	kind          TEXT    NOT NULL,
+	object_uid    TEXT    NOT NULL,
+	sop_class_uid TEXT    NOT NULL,
+	payload       BLOB    NOT NULL,
+	state         TEXT    NOT NULL,
+	attempts      INTEGER NOT NULL DEFAULT 0,
+	next_at       INTEGER NOT NULL,
+	ready_at      INTEGER NOT NULL,
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	delivered_at  INTEGER NOT NULL DEFAULT 0,
+	last_error    TEXT    NOT NULL DEFAULT '',
+	UNIQUE (destination, object_uid)
+);
+CREATE INDEX outbox_due_idx ON outbox(destination, next_at) WHERE state = 'pending';
+`,
 }
 
 // SchemaVersion is the index schema this package writes.
@@ -114,8 +171,8 @@ type SQLiteIndex struct {
 	w, r *sql.DB
 
 	// On w.
-	current, upPatient, upStudy, upSeries, upInstance, upSegment, forgetSegment *sql.Stmt
-	selPatient, selStudy, selSeries                                             *sql.Stmt
+	current, upPatient, upStudy, upSeries, upInstance, upSegment, forgetSegment, upActivity *sql.Stmt
+	selPatient, selStudy, selSeries                                                         *sql.Stmt
 	// On r.
 	lookup, count, segments, maxSeq *sql.Stmt
 
@@ -260,6 +317,10 @@ INSERT INTO segment (id, live, indexed_to) VALUES (?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET live = live + excluded.live, indexed_to = max(indexed_to, excluded.indexed_to)
 RETURNING live`},
 		{x.w, &x.forgetSegment, `DELETE FROM segment WHERE id = ?`},
+		{x.w, &x.upActivity, `
+INSERT INTO study_activity (study_instance_uid, last_seq, last_received_at) VALUES (?, ?, ?)
+ON CONFLICT (study_instance_uid) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq),
+	last_received_at = max(last_received_at, excluded.last_received_at)`},
 		{x.r, &x.lookup, lookupSQL},
 		{x.r, &x.count, `SELECT COUNT(*) FROM instance`},
 		{x.r, &x.segments, `SELECT id, live, indexed_to FROM segment ORDER BY id`},
@@ -276,9 +337,21 @@ RETURNING live`},
 
 // Lookup implements Index.
 func (x *SQLiteIndex) Lookup(ctx context.Context, sopInstanceUID string) (Instance, error) {
+	in, err := scanInstance(x.lookup.QueryRowContext(ctx, sopInstanceUID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Instance{}, ErrNotFound
+	}
+	if err != nil {
+		return Instance{}, fmt.Errorf("store: index lookup: %w", err)
+	}
+	return in, nil
+}
+
+// scanInstance reads a row of lookupSQL's columns.
+func scanInstance(s scanner) (Instance, error) {
 	var in Instance
 	var received int64
-	err := x.lookup.QueryRowContext(ctx, sopInstanceUID).Scan(
+	err := s.Scan(
 		&in.SOPInstanceUID, &in.SOPClassUID, &in.SeriesInstanceUID, &in.StudyInstanceUID,
 		&in.PatientID, &in.PatientName, &in.PatientBirthDate, &in.PatientSex,
 		&in.StudyDate, &in.StudyTime, &in.AccessionNumber, &in.StudyDescription, &in.ReferringPhysicianName, &in.StudyID,
@@ -287,14 +360,8 @@ func (x *SQLiteIndex) Lookup(ctx context.Context, sopInstanceUID string) (Instan
 		&in.CallingAE, &in.CalledAE, &in.RemoteAddr, &in.Source, &received,
 		&in.Size, &in.SHA256, &in.BlobKey, &in.DatasetOffset, &in.Seq,
 	)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Instance{}, ErrNotFound
-	}
-	if err != nil {
-		return Instance{}, fmt.Errorf("store: index lookup: %w", err)
-	}
 	in.ReceivedAt = time.Unix(0, received).UTC()
-	return in, nil
+	return in, err
 }
 
 // Apply implements Index: one IMMEDIATE transaction for the whole batch,
@@ -325,6 +392,10 @@ func (x *SQLiteIndex) Apply(ctx context.Context, ops []IndexOp) (emptied []uint6
 		}
 		return d
 	}
+	// Per study, the newest instance this batch indexed: study assembly
+	// (work.go) waits for silence after it.
+	type arrival struct{ seq, at int64 }
+	studies := map[string]*arrival{}
 	current := tx.StmtContext(ctx, x.current)
 	for i := range ops {
 		op := &ops[i]
@@ -347,6 +418,18 @@ func (x *SQLiteIndex) Apply(ctx context.Context, ops []IndexOp) (emptied []uint6
 			at(uint64(curSeg)).live--
 		}
 		d.live++
+		a := studies[in.StudyInstanceUID]
+		if a == nil {
+			a = &arrival{}
+			studies[in.StudyInstanceUID] = a
+		}
+		a.seq, a.at = max(a.seq, int64(in.Seq)), max(a.at, in.ReceivedAt.UnixNano())
+	}
+	upAct := tx.StmtContext(ctx, x.upActivity)
+	for uid, a := range studies {
+		if _, err = upAct.ExecContext(ctx, uid, a.seq, a.at); err != nil {
+			return nil, fmt.Errorf("store: index study activity: %w", err)
+		}
 	}
 	ids := make([]uint64, 0, len(deltas))
 	for id := range deltas {
@@ -502,7 +585,7 @@ func (x *SQLiteIndex) Ping(ctx context.Context) error {
 func (x *SQLiteIndex) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{x.current, x.upPatient, x.upStudy, x.upSeries, x.upInstance, x.upSegment,
-		x.forgetSegment, x.selPatient, x.selStudy, x.selSeries, x.lookup, x.count, x.segments, x.maxSeq} {
+		x.forgetSegment, x.upActivity, x.selPatient, x.selStudy, x.selSeries, x.lookup, x.count, x.segments, x.maxSeq} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -741,6 +741,10 @@ func (s *Store) CountInstances(ctx context.Context) (int64, error) {
 	return s.index.Count(ctx)
 }
 
+// Work is the study, job and outbox state kept beside the instances (see
+// Work). Its methods fail once the Store is closed.
+func (s *Store) Work() Work { return s.index }
+
 // syncDirPath fsyncs a directory, making the names in it durable.
 func syncDirPath(dir string) error {
 	d, err := os.Open(dir)
