@@ -32,6 +32,9 @@ type Manifest struct {
 	// Manufacturer names who made the model (the SR's algorithm
 	// identification, TID 4019).
 	Manufacturer string `yaml:"manufacturer"`
+	// TrainedOnPhantoms says the model learnt from synthetic phantoms
+	// only; its SRs say so in their disclaimer.
+	TrainedOnPhantoms bool `yaml:"trained_on_phantoms"`
 	// Card is the model card (Markdown), relative to the manifest.
 	Card string `yaml:"card"`
 	// File is the ONNX model, relative to the manifest, and SHA256 its

@@ -31,7 +31,7 @@ const RequirePeersEnv = "RADGATE_REQUIRE_PEERS"
 var packageOf = map[string]string{
 	"storescu": "dcmtk", "storescp": "dcmtk", "echoscu": "dcmtk", "dcmdump": "dcmtk",
 	"dcmodify": "dcmtk", "dcmconv": "dcmtk", "dcmcjpeg": "dcmtk", "dcmcjpls": "dcmtk",
-	"dcmcrle": "dcmtk", "dciodvfy": "dicom3tools", "Orthanc": "orthanc",
+	"dcmcrle": "dcmtk", "dsrdump": "dcmtk", "dciodvfy": "dicom3tools", "dcentvfy": "dicom3tools", "Orthanc": "orthanc",
 	"orthanc-dicomweb": "orthanc-dicomweb", "pydicom": "python3-pydicom",
 	"cc": "gcc", "go": "golang",
 }
