@@ -10,9 +10,11 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -60,6 +62,51 @@ type Config struct {
 	InferenceThreads  int
 	InferenceWorkers  int
 	InferenceMaxQueue int
+
+	StudyQuiet          time.Duration
+	StudyReleaseQuiet   time.Duration
+	ResultsTo           []string
+	DeliveryMaxAttempts int
+	DeliveryBackoff     time.Duration
+	DeliveryBackoffMax  time.Duration
+	JobWorkers          int
+
+	// Routes are the routing rules, from the config file's routes list
+	// (empty: the built-in defaults).
+	Routes []Route
+}
+
+// Route is one routing rule as the config file writes it (study.Compile
+// checks and compiles it):
+//
+//	routes:
+//	  - name: head-ct
+//	    match: {modality: [CT], body_part: [HEAD, BRAIN], series_description: "(?i)axial", min_images: 10}
+//	    models: [ct-ich]
+//	    priority: HIGH
+//	    quiet: 5s
+//	    destinations: ["dimse://PACS@pacs.example:104"]
+type Route struct {
+	Name         string     `yaml:"name"`
+	Match        RouteMatch `yaml:"match"`
+	Models       []string   `yaml:"models"`
+	Priority     string     `yaml:"priority"`     // LOW, ROUTINE (default), HIGH or STAT
+	Quiet        string     `yaml:"quiet"`        // silence before the study counts as complete ("": study_quiet)
+	Destinations []string   `yaml:"destinations"` // "": results_to
+}
+
+// RouteMatch is what a series must be for a route to take it. Empty fields
+// match anything; lists match any of their values (case-insensitive for
+// codes and AE titles).
+type RouteMatch struct {
+	Modality          []string `yaml:"modality"`
+	BodyPart          []string `yaml:"body_part"`
+	SOPClass          []string `yaml:"sop_class"`
+	SeriesDescription string   `yaml:"series_description"` // a regular expression (RE2)
+	CalledAE          []string `yaml:"called_ae"`
+	CallingAE         []string `yaml:"calling_ae"`
+	MinImages         int      `yaml:"min_images"`
+	MaxImages         int      `yaml:"max_images"` // 0: no maximum
 }
 
 // Setting describes one configurable value.
@@ -187,6 +234,37 @@ func Settings() []Setting {
 			c.InferenceMaxQueue, err = atLeast(v, 1)
 			return err
 		}},
+		{"study_quiet", "10s", "silence after the last instance of a study before it counts as complete and runs (a route may set its own)", func(c *Config, v string) (err error) {
+			c.StudyQuiet, err = positiveDuration(v)
+			return err
+		}},
+		{"study_release_quiet", "2s", "silence after a DIMSE association that carried a study is released before the study counts as complete (0: ignore releases)", func(c *Config, v string) (err error) {
+			c.StudyReleaseQuiet, err = time.ParseDuration(v)
+			if err == nil && c.StudyReleaseQuiet < 0 {
+				err = errors.New("must not be negative")
+			}
+			return err
+		}},
+		{"results_to", "", "comma list of result destinations: dimse://AE@HOST:PORT (C-STORE); routes may name their own", func(c *Config, v string) error {
+			c.ResultsTo = list(v)
+			return nil
+		}},
+		{"delivery_max_attempts", "12", "attempts at delivering a result before it is dead-lettered", func(c *Config, v string) (err error) {
+			c.DeliveryMaxAttempts, err = atLeast(v, 1)
+			return err
+		}},
+		{"delivery_backoff", "5s", "wait after a delivery's first failed attempt; doubled after each (with jitter)", func(c *Config, v string) (err error) {
+			c.DeliveryBackoff, err = positiveDuration(v)
+			return err
+		}},
+		{"delivery_backoff_max", "10m", "longest wait between delivery attempts", func(c *Config, v string) (err error) {
+			c.DeliveryBackoffMax, err = positiveDuration(v)
+			return err
+		}},
+		{"job_workers", "2", "inference jobs (studies) run at once; the scheduler still batches and orders their frames by priority", func(c *Config, v string) (err error) {
+			c.JobWorkers, err = atLeast(v, 1)
+			return err
+		}},
 		{"pyroscope_url", "", "Pyroscope server URL for continuous profiling (empty: off)", func(c *Config, v string) error {
 			c.PyroscopeURL = v
 			if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
@@ -201,6 +279,7 @@ func Settings() []Setting {
 type loader struct {
 	values map[string]string // key → raw value
 	origin map[string]string // key → where the value came from
+	routes []Route
 }
 
 // Load builds the configuration: defaults, then the file (if path is not
@@ -228,7 +307,7 @@ func Load(path string, environ []string, fs *flag.FlagSet) (*Config, error) {
 			}
 		})
 	}
-	c := &Config{}
+	c := &Config{Routes: l.routes}
 	var errs []error
 	for _, s := range Settings() {
 		if err := s.set(c, l.values[s.Key]); err != nil {
@@ -255,6 +334,12 @@ func (l *loader) file(path string) error {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return fmt.Errorf("config: %s: %w", path, err)
 	}
+	if r, ok := doc["routes"]; ok {
+		delete(doc, "routes")
+		if err := l.routesFrom(r); err != nil {
+			return fmt.Errorf("%w: %s: routes: %v", ErrInvalid, path, err)
+		}
+	}
 	flat := map[string]string{}
 	if err := flatten("", doc, flat); err != nil {
 		return fmt.Errorf("config: %s: %w", path, err)
@@ -271,6 +356,23 @@ func (l *loader) file(path string) error {
 		sort.Strings(unknown)
 		return fmt.Errorf("%w: %s: unknown settings %s", ErrInvalid, path, strings.Join(unknown, ", "))
 	}
+	return nil
+}
+
+// routesFrom decodes the file's routes list strictly: a misspelt key is
+// an error, not a rule that silently matches everything.
+func (l *loader) routesFrom(v any) error {
+	raw, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	var routes []Route
+	if err := dec.Decode(&routes); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	l.routes = routes
 	return nil
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestPrecedence(t *testing.T) {
@@ -87,5 +89,53 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 		if !strings.Contains(string(b), "`"+s.Env()+"`") {
 			t.Errorf("README.md does not document %s", s.Env())
 		}
+	}
+}
+
+func TestRoutesFromFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "radgate.yaml")
+	doc := `study_quiet: 5s
+routes:
+  - name: head-ct
+    match:
+      modality: [CT]
+      body_part: [HEAD, BRAIN]
+      series_description: "(?i)axial"
+      calling_ae: [ORTHANC]
+      min_images: 10
+    models: [ct-ich]
+    priority: HIGH
+    quiet: 3s
+    destinations: ["dimse://PACS@127.0.0.1:104"]
+  - name: chest
+    match: {modality: [DX, CR]}
+    models: [cxr-triage]
+`
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Route{
+		{Name: "head-ct", Match: RouteMatch{Modality: []string{"CT"}, BodyPart: []string{"HEAD", "BRAIN"}, SeriesDescription: "(?i)axial",
+			CallingAE: []string{"ORTHANC"}, MinImages: 10}, Models: []string{"ct-ich"}, Priority: "HIGH", Quiet: "3s",
+			Destinations: []string{"dimse://PACS@127.0.0.1:104"}},
+		{Name: "chest", Match: RouteMatch{Modality: []string{"DX", "CR"}}, Models: []string{"cxr-triage"}},
+	}
+	if diff := cmp.Diff(want, c.Routes); diff != "" {
+		t.Errorf("routes (-want +got):\n%s", diff)
+	}
+	if c.StudyQuiet != 5*time.Second {
+		t.Errorf("study_quiet %v", c.StudyQuiet)
+	}
+	// A misspelt key is an error, not a rule that matches everything.
+	if err := os.WriteFile(file, []byte("routes:\n  - name: x\n    match: {modalty: [CT]}\n    models: [m]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(file, nil, nil); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "modalty") {
+		t.Errorf("misspelt route key: %v", err)
 	}
 }

@@ -27,6 +27,13 @@ type Handler interface {
 	HandleStore(ctx context.Context, req *StoreRequest, data io.Reader) Status
 }
 
+// AssociationEnder is an optional interface of a Handler: it is told when
+// an established association ends, and why (EndReleased: the peer sent
+// A-RELEASE-RQ, so it had nothing more to send for now).
+type AssociationEnder interface {
+	AssociationEnded(id uint64, reason EndReason)
+}
+
 // StoreRequest describes one C-STORE-RQ (PS3.7 9.1.1).
 type StoreRequest struct {
 	SOPClassUID       string
@@ -217,6 +224,9 @@ func (s *Server) serveAssociation(a *Association) {
 			s.active--
 			s.mu.Unlock()
 			s.Metrics.activeDelta(-1)
+			if e, ok := s.Handler.(AssociationEnder); ok {
+				e.AssociationEnded(id, reason)
+			}
 		}
 		attrs := []any{"reason", reason.String(), "duration", time.Since(start).Round(time.Millisecond)}
 		switch reason {

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,12 +28,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/radgate/radgate/config"
+	"github.com/radgate/radgate/delivery"
 	"github.com/radgate/radgate/dimse"
 	"github.com/radgate/radgate/gpu"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/inference/ort"
 	"github.com/radgate/radgate/ingest"
+	"github.com/radgate/radgate/internal/stage"
+	"github.com/radgate/radgate/results"
+	"github.com/radgate/radgate/sr"
 	"github.com/radgate/radgate/store"
+	"github.com/radgate/radgate/study"
 )
 
 // Gateway is a running radgate.
@@ -47,6 +53,11 @@ type Gateway struct {
 	httpLn   net.Listener
 	profiler *pyroscope.Profiler
 	engine   *inference.Engine
+	// The pipeline after ingest: study assembly, jobs, the outbox.
+	assembler *study.Assembler
+	runner    *results.Runner
+	outbox    *delivery.Outbox
+	rules     []study.Rule
 	// modelErrs are the repository's models that could not be loaded:
 	// the gateway is not ready while there are any.
 	modelMu   sync.Mutex
@@ -116,6 +127,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		return nil, fmt.Errorf("gateway: inference: %w", err)
 	}
 
+	if err := g.pipeline(cfg); err != nil {
+		g.closeAll()
+		return nil, err
+	}
+
 	g.dimse = &dimse.Server{
 		Policy: dimse.Policy{
 			AETitle:           cfg.AETitle,
@@ -124,7 +140,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 			AllowedPeers:      cfg.DIMSEAllowedPeers,
 			MaxAssociations:   cfg.DIMSEMaxAssociations,
 		},
-		Handler:      ingest.New(st, log),
+		Handler:      ingest.New(st, log, g.assembler.Released),
 		MaxPDULength: cfg.DIMSEMaxPDU,
 		ARTIM:        cfg.DIMSEARTIM,
 		IdleTimeout:  cfg.DIMSEIdleTimeout,
@@ -160,6 +176,48 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		}
 	}
 	return g, nil
+}
+
+// pipeline builds what follows ingest: study assembly with the routing
+// rules, the job runner and the outbox. Every destination is checked here,
+// so a typo stops the start instead of dead-lettering results later.
+func (g *Gateway) pipeline(cfg *config.Config) error {
+	rules, err := study.Compile(cfg.Routes)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if len(rules) == 0 {
+		rules = study.DefaultRules()
+	}
+	g.rules = rules
+	dests := slices.Clone(cfg.ResultsTo)
+	for _, r := range rules {
+		dests = append(dests, r.Destinations...)
+	}
+	for _, d := range dests {
+		if _, err := delivery.Parse(d, cfg.AETitle); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+	}
+	latency, err := stage.NewLatency(g.reg)
+	if err != nil {
+		return err
+	}
+	work := g.store.Work()
+	if g.outbox, err = delivery.New(work, delivery.Config{
+		CallingAE: cfg.AETitle, MaxAttempts: cfg.DeliveryMaxAttempts, Backoff: cfg.DeliveryBackoff, BackoffMax: cfg.DeliveryBackoffMax,
+	}, g.log, g.reg, latency); err != nil {
+		return err
+	}
+	if g.runner, err = results.New(g.store, g.engine, results.Config{
+		Workers: cfg.JobWorkers, Equipment: sr.Equipment{Manufacturer: "radgate", SoftwareVersion: g.version},
+	}, g.log, g.reg, latency, g.outbox.Notify); err != nil {
+		return err
+	}
+	g.assembler, err = study.New(work, study.Config{
+		Rules: rules, Quiet: cfg.StudyQuiet, ReleaseQuiet: cfg.StudyReleaseQuiet, Destinations: cfg.ResultsTo,
+	}, g.log, g.reg, latency, g.runner.Notify)
+	return err
 }
 
 // DIMSEAddr and HTTPAddr are the bound listen addresses.
@@ -226,6 +284,19 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	}
 	fmt.Fprintf(&b, "  inference   %s, ONNX Runtime %s, %d threads per session, requested %s\n",
 		device, g.engine.RuntimeVersion(), g.engine.Threads(), c.Device)
+	fmt.Fprintf(&b, "  studies     complete after %s of silence (%s after an association release)\n", c.StudyQuiet, c.StudyReleaseQuiet)
+	for _, r := range g.rules {
+		fmt.Fprintf(&b, "  route       %s: %s → %s (%s)\n", r.Name, describeMatch(r), strings.Join(r.Models, ","), r.Priority)
+	}
+	to := "none (results are kept in the index only)"
+	if len(c.ResultsTo) > 0 {
+		rs := make([]string, len(c.ResultsTo))
+		for i, d := range c.ResultsTo {
+			rs[i] = delivery.Redact(d)
+		}
+		to = strings.Join(rs, ", ")
+	}
+	fmt.Fprintf(&b, "  results to  %s  (at most %d attempts, backoff %s..%s)\n", to, c.DeliveryMaxAttempts, c.DeliveryBackoff, c.DeliveryBackoffMax)
 	prof := "off"
 	if c.PyroscopeURL != "" {
 		prof = c.PyroscopeURL
@@ -234,10 +305,31 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	return b.String()
 }
 
+// describeMatch is a rule's match for the banner.
+func describeMatch(r study.Rule) string {
+	var parts []string
+	if len(r.Modalities) > 0 {
+		parts = append(parts, strings.Join(r.Modalities, "/"))
+	}
+	if len(r.BodyParts) > 0 {
+		parts = append(parts, strings.Join(r.BodyParts, "/"))
+	}
+	if r.SeriesDescription != nil {
+		parts = append(parts, "description ~ "+r.SeriesDescription.String())
+	}
+	if len(r.CallingAEs) > 0 {
+		parts = append(parts, "from "+strings.Join(r.CallingAEs, "/"))
+	}
+	if len(parts) == 0 {
+		return "any series"
+	}
+	return strings.Join(parts, " ")
+}
+
 // Run serves until ctx is cancelled, then shuts down within the grace
 // period. It returns the first serving error, if any.
 func (g *Gateway) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 5)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -252,6 +344,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("gateway: HTTP: %w", err)
 		}
 	}()
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var work sync.WaitGroup
+	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run} {
+		work.Go(func() {
+			if err := run(workCtx); err != nil {
+				errc <- fmt.Errorf("gateway: pipeline: %w", err)
+			}
+		})
+	}
 	g.log.Info("radgate: serving", "dimse", g.DIMSEAddr().String(), "http", g.HTTPAddr().String(), "ae_title", g.cfg.AETitle)
 
 	var runErr error
@@ -269,6 +370,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.log.Warn("radgate: HTTP shutdown", "err", err)
 	}
 	wg.Wait()
+	// Ingest has stopped: stop the pipeline (a job in progress is
+	// requeued, an attempt in progress recorded), then close.
+	stopWork()
+	work.Wait()
 	g.closeAll()
 	g.log.Info("radgate: stopped")
 	return runErr

@@ -196,3 +196,30 @@ func TestLowDiskAnswersOutOfResources(t *testing.T) {
 		t.Fatalf("%d instances stored", n)
 	}
 }
+
+// TestBadDestinationStopsTheStart: a destination that cannot be used is an
+// error at start, not a result dead-lettered later; the banner shows the
+// routes and where results go.
+func TestBadDestinationStopsTheStart(t *testing.T) {
+	for _, dest := range []string{"dimse://127.0.0.1:104", "ftp://pacs"} {
+		cfg, err := config.Load("", []string{"RADGATE_DATA_DIR=" + t.TempDir(), "RADGATE_DIMSE_ADDR=127.0.0.1:0",
+			"RADGATE_HTTP_ADDR=127.0.0.1:0", "RADGATE_ORT_LIB=" + peertest.ORTLibrary(t), "RADGATE_MODELS_DIR=" + modelsDir(t),
+			"RADGATE_RESULTS_TO=" + dest}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test"); err == nil || !strings.Contains(err.Error(), "invalid destination") {
+			if g != nil {
+				g.closeAll()
+			}
+			t.Errorf("RADGATE_RESULTS_TO=%s: New = %v; want an invalid destination error", dest, err)
+		}
+	}
+	g, _, _ := startGateway(t, "RADGATE_RESULTS_TO=dimse://PACS@127.0.0.1:104")
+	b := g.Banner(context.Background())
+	for _, want := range []string{"route       head-ct: CT HEAD/BRAIN → ct-ich", "results to  dimse://PACS@127.0.0.1:104"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("banner lacks %q:\n%s", want, b)
+		}
+	}
+}

@@ -1,0 +1,13 @@
+// Package delivery sends results out of the store's durable outbox
+// (store.Work): [Outbox] runs one worker per destination, so a PACS that
+// is down delays only its own deliveries, never ingest or other
+// destinations; failures wait an exponential backoff with jitter, and
+// after the maximum of attempts a delivery is dead-lettered — kept,
+// counted (radgate_outbox{state="dead"}) and logged as an error.
+//
+// [Parse] turns a destination into a [Sender]: dimse://AE@HOST:PORT is a
+// C-STORE SCU (PS3.4 B.2) that carries a batch over one association.
+// Objects keep their SOP Instance UIDs, derived from (study, model
+// version, revision), so a delivery repeated after a crash replaces the
+// same instance at the PACS rather than adding a second one.
+package delivery

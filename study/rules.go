@@ -1,0 +1,171 @@
+package study
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/radgate/radgate/config"
+	"github.com/radgate/radgate/inference"
+	"github.com/radgate/radgate/store"
+)
+
+// ErrRule wraps every invalid routing rule.
+var ErrRule = errors.New("study: invalid routing rule")
+
+// Rule is a compiled routing rule: the series it takes, the models to run
+// on them, at what priority, after how much silence, with the results
+// going where.
+type Rule struct {
+	Name              string
+	Modalities        []string // upper case
+	BodyParts         []string // upper case
+	SOPClasses        []string
+	SeriesDescription *regexp.Regexp
+	CalledAEs         []string // upper case
+	CallingAEs        []string // upper case
+	MinImages         int
+	MaxImages         int // 0: no maximum
+	Models            []string
+	Priority          inference.Priority
+	Quiet             time.Duration // 0: the assembler's default
+	Destinations      []string      // nil: the default destinations
+}
+
+// DefaultRules route what the reference models read: DX/CR chest
+// radiographs to chest X-ray triage, head CT to hemorrhage detection.
+func DefaultRules() []Rule {
+	return []Rule{
+		{Name: "chest-radiograph", Modalities: []string{"DX", "CR"}, BodyParts: []string{"CHEST"}, Models: []string{"cxr-triage"}, Priority: inference.Routine},
+		{Name: "head-ct", Modalities: []string{"CT"}, BodyParts: []string{"HEAD", "BRAIN"}, Models: []string{"ct-ich"}, Priority: inference.Routine},
+	}
+}
+
+// Compile checks and compiles the config file's routes.
+func Compile(routes []config.Route) ([]Rule, error) {
+	var out []Rule
+	var errs []error
+	names := map[string]bool{}
+	for i, r := range routes {
+		bad := func(format string, a ...any) {
+			errs = append(errs, fmt.Errorf("%w: routes[%d] %s: %s", ErrRule, i, r.Name, fmt.Sprintf(format, a...)))
+		}
+		if r.Name == "" {
+			bad("no name")
+		} else if names[r.Name] {
+			bad("name used twice")
+		}
+		names[r.Name] = true
+		rule := Rule{
+			Name:         r.Name,
+			Modalities:   upper(r.Match.Modality),
+			BodyParts:    upper(r.Match.BodyPart),
+			SOPClasses:   r.Match.SOPClass,
+			CalledAEs:    upper(r.Match.CalledAE),
+			CallingAEs:   upper(r.Match.CallingAE),
+			MinImages:    r.Match.MinImages,
+			MaxImages:    r.Match.MaxImages,
+			Models:       r.Models,
+			Priority:     inference.Routine,
+			Destinations: r.Destinations,
+		}
+		if r.Match.SeriesDescription != "" {
+			re, err := regexp.Compile(r.Match.SeriesDescription)
+			if err != nil {
+				bad("series_description: %v", err)
+			}
+			rule.SeriesDescription = re
+		}
+		if r.Match.MinImages < 0 || r.Match.MaxImages < 0 || (r.Match.MaxImages > 0 && r.Match.MaxImages < r.Match.MinImages) {
+			bad("min_images %d, max_images %d", r.Match.MinImages, r.Match.MaxImages)
+		}
+		if len(r.Models) == 0 {
+			bad("no models")
+		}
+		if r.Priority != "" {
+			p, err := inference.ParsePriority(r.Priority)
+			if err != nil {
+				bad("priority: %v", err)
+			}
+			rule.Priority = p
+		}
+		if r.Quiet != "" {
+			d, err := time.ParseDuration(r.Quiet)
+			if err != nil || d <= 0 {
+				bad("quiet %q: want a positive duration", r.Quiet)
+			}
+			rule.Quiet = d
+		}
+		out = append(out, rule)
+	}
+	return out, errors.Join(errs...)
+}
+
+func upper(v []string) []string {
+	if len(v) == 0 {
+		return nil
+	}
+	out := make([]string, len(v))
+	for i, s := range v {
+		out[i] = strings.ToUpper(strings.TrimSpace(s))
+	}
+	return out
+}
+
+// Series is what routing sees of one series: its attributes, and the
+// instances stored so far.
+type Series struct {
+	UID         string
+	Modality    string
+	BodyPart    string
+	Description string
+	Instances   []store.Instance
+}
+
+// groupSeries splits a study's instances by series (StudyInstances orders
+// them by series).
+func groupSeries(ins []store.Instance) []Series {
+	var out []Series
+	for _, in := range ins {
+		if n := len(out); n == 0 || out[n-1].UID != in.SeriesInstanceUID {
+			out = append(out, Series{UID: in.SeriesInstanceUID, Modality: in.Modality, BodyPart: in.BodyPartExamined, Description: in.SeriesDescription})
+		}
+		s := &out[len(out)-1]
+		s.Instances = append(s.Instances, in)
+	}
+	return out
+}
+
+// Matches reports whether the rule takes the series, and if not, why
+// (for the record of an unmatched study).
+func (r *Rule) Matches(s *Series) (bool, string) {
+	in := func(list []string, v string) bool {
+		return len(list) == 0 || slices.Contains(list, strings.ToUpper(strings.TrimSpace(v)))
+	}
+	switch {
+	case !in(r.Modalities, s.Modality):
+		return false, "modality " + s.Modality
+	case !in(r.BodyParts, s.BodyPart):
+		return false, "body part " + s.BodyPart
+	case r.SeriesDescription != nil && !r.SeriesDescription.MatchString(s.Description):
+		return false, "series description"
+	case len(s.Instances) < r.MinImages:
+		return false, fmt.Sprintf("%d images, fewer than %d", len(s.Instances), r.MinImages)
+	case r.MaxImages > 0 && len(s.Instances) > r.MaxImages:
+		return false, fmt.Sprintf("%d images, more than %d", len(s.Instances), r.MaxImages)
+	}
+	for _, in := range s.Instances {
+		switch {
+		case len(r.SOPClasses) > 0 && !slices.Contains(r.SOPClasses, in.SOPClassUID):
+			return false, "SOP class " + in.SOPClassUID
+		case len(r.CalledAEs) > 0 && !slices.Contains(r.CalledAEs, strings.ToUpper(in.CalledAE)):
+			return false, "called AE " + in.CalledAE
+		case len(r.CallingAEs) > 0 && !slices.Contains(r.CallingAEs, strings.ToUpper(in.CallingAE)):
+			return false, "calling AE " + in.CallingAE
+		}
+	}
+	return true, ""
+}
