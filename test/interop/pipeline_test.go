@@ -353,6 +353,11 @@ func TestPipelineOrthanc(t *testing.T) {
 	p, pos = inferred(t, r, "cxr-triage", cxr)
 	checkFindings(t, "chest", readSR(t, cxrSR), p, pos, manifestMeanings(t, "cxr-triage"))
 
+	for _, st := range []struct{ stage, model string }{{"complete", ""}, {"inferred", "ct-ich"}, {"inferred", "cxr-triage"}, {"delivered", ""}} {
+		sel := `{model="` + st.model + `",stage="` + st.stage + `"}`
+		sum, n := metric(t, r, "radgate_pipeline_latency_seconds_sum"+sel), metric(t, r, "radgate_pipeline_latency_seconds_count"+sel)
+		t.Logf("latency from the last instance to %s %s: mean %.2fs over %v (study quiet 3s)", st.stage, st.model, sum/max(n, 1), n)
+	}
 	// Every stage was measured: three objects delivered, two jobs inferred.
 	if got := metric(t, r, `radgate_pipeline_latency_seconds_count{model="",stage="delivered"}`); got != 3 {
 		t.Errorf("delivered stage count %v, want 3", got)
