@@ -18,6 +18,10 @@
 //     activity rows are written in the same transaction as the instance
 //     rows), the inference [Job]s, and the outbox of [Delivery]s. Package
 //     study, results and delivery drive it.
+//   - [Store.Search] answers QIDO-RS style searches ([Query] at study,
+//     series or instance level → [Match]es) from the index ([Searcher]),
+//     with PS3.4 C.2.2.2 matching; [Attributes] lists what it can match
+//     and return.
 //   - [LogRecords] and [OpenBlobFile] read a data directory without a
 //     Store, for tools and tests.
 //

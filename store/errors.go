@@ -15,12 +15,19 @@ var (
 	// required UID is missing or invalid, or its SOP Instance / SOP Class
 	// UID differs from the one the sender declared. Nothing is kept.
 	ErrInvalidDataset = errors.New("store: invalid data set")
+	// ErrStudyMismatch: the data set belongs to another study than the one
+	// the sender addressed (Incoming.StudyInstanceUID). Nothing is kept.
+	ErrStudyMismatch = errors.New("store: instance of another study than the one addressed")
 	// ErrDuplicateRejected: the SOP Instance UID is already stored with
 	// other content and the policy is Reject.
 	ErrDuplicateRejected = errors.New("store: duplicate SOP instance rejected")
 	// ErrUnknownTransferSyntax: the declared transfer syntax is not one
 	// dcm.LookupTransferSyntax knows.
 	ErrUnknownTransferSyntax = errors.New("store: unknown transfer syntax")
+	// ErrInvalidQuery: a search key is not one the index holds at the
+	// level, or its value is not valid matching for its VR (PS3.4
+	// C.2.2.2). The message names the attribute, never the value.
+	ErrInvalidQuery = errors.New("store: invalid query")
 	// ErrNotFound: no instance with that SOP Instance UID, or no blob with
 	// that key.
 	ErrNotFound = errors.New("store: not found")

@@ -42,6 +42,10 @@ const (
 	// by another connection (a checkpoint, a reader opening the WAL)
 	// before it reports SQLITE_BUSY.
 	busyTimeout = 5 * time.Second
+	// maxKeyValues bounds the values of a query, over all its keys (UID
+	// lists, values separated by "\"): each becomes one or two SQL
+	// parameters, well below SQLite's limit of 32766.
+	maxKeyValues = 1000
 	// fileMode and dirMode: blobs hold PHI, so only radgate's user reads
 	// them.
 	fileMode = 0o600

@@ -572,6 +572,10 @@ func checkUIDs(in Incoming, a dcm.Attributes) error {
 		return fmt.Errorf("%w: data set SOP Class UID %s differs from the declared %s",
 			ErrInvalidDataset, got, in.SOPClassUID)
 	}
+	if got := a[dcm.StudyInstanceUID]; in.StudyInstanceUID != "" && got != in.StudyInstanceUID {
+		return fmt.Errorf("%w: data set Study Instance UID (%s) is not the addressed study (%s)",
+			ErrStudyMismatch, dcm.UIDRef(got), dcm.UIDRef(in.StudyInstanceUID))
+	}
 	return nil
 }
 

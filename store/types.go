@@ -84,6 +84,11 @@ type Incoming struct {
 	CalledAE   string // the AE title it addressed
 	RemoteAddr string // the peer's network address
 	Source     string // "dimse" or "stow"
+
+	// StudyInstanceUID, when set, is the study the sender addressed
+	// (STOW-RS to /studies/{study}): a data set of another study fails
+	// with ErrStudyMismatch, before anything is kept.
+	StudyInstanceUID string
 }
 
 // Result is what a successful Ingest returns.
