@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/radgate/radgate/dcm"
+	"github.com/radgate/radgate/internal/metric"
 	"github.com/radgate/radgate/internal/stage"
 	"github.com/radgate/radgate/store"
 )
@@ -224,13 +225,7 @@ func newMetrics(reg prometheus.Registerer, work store.Work) (*metrics, error) {
 		Name: "radgate_delivery_attempts_total",
 		Help: "Delivery attempts by kind (sr, kos) and outcome: delivered, retry (failed, will retry), dead (dead-lettered).",
 	}, []string{"kind", "outcome"})}
-	if reg == nil {
-		return m, nil
-	}
-	if err := reg.Register(m.attempts); err != nil {
-		return nil, err
-	}
-	return m, reg.Register(&workCollector{work: work})
+	return m, metric.Register(reg, m.attempts, &workCollector{work: work})
 }
 
 // workCollector reports the outbox and job queue by state at each scrape.

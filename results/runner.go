@@ -16,6 +16,7 @@ import (
 
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/inference"
+	"github.com/radgate/radgate/internal/metric"
 	"github.com/radgate/radgate/internal/stage"
 	"github.com/radgate/radgate/sr"
 	"github.com/radgate/radgate/store"
@@ -354,12 +355,5 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.05, .1, .25, .5, 1, 2, 4, 8, 15, 30, 60, 120},
 		}, []string{"model"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.jobs, m.seconds} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return m, nil
+	return m, metric.Register(reg, m.jobs, m.seconds)
 }

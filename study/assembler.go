@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/radgate/radgate/dcm"
+	"github.com/radgate/radgate/internal/metric"
 	"github.com/radgate/radgate/internal/stage"
 	"github.com/radgate/radgate/store"
 )
@@ -297,12 +298,5 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Studies with instances not yet evaluated (receiving, or waiting for their quiet period).",
 		}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.evaluations, m.jobs, m.pending} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return m, nil
+	return m, metric.Register(reg, m.evaluations, m.jobs, m.pending)
 }

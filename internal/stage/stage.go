@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/radgate/radgate/internal/metric"
 )
 
 // Stages, the values of the stage label.
@@ -33,12 +35,7 @@ func NewLatency(reg prometheus.Registerer) (*Latency, error) {
 		// From a released association (seconds) to a PACS down for hours.
 		Buckets: []float64{.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 120, 300, 900, 3600, 14400},
 	}, []string{"stage", "model"})
-	if reg != nil {
-		if err := reg.Register(h); err != nil {
-			return nil, err
-		}
-	}
-	return &Latency{h: h}, nil
+	return &Latency{h: h}, metric.Register(reg, h)
 }
 
 // Observe records that a study whose last instance arrived at since
