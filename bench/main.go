@@ -9,7 +9,9 @@
 //	    answers),
 //	(d) radgate and storescp --fork over 4 parallel associations,
 //
-// and then a ~2 GB study to radgate alone, for its peak memory. DCMTK and
+// and then a ~2 GB study to radgate alone, for its peak memory; then the
+// series by STOW-RS into radgate and into Orthanc's DICOMweb plugin, and
+// back by WADO-RS (dicomweb.go). DCMTK and
 // Orthanc run with TCP_NODELAY=1 and the loopback shim (LD_PRELOAD), as in
 // test/peers. Each run's wall time is storescu's, from start to exit; peak
 // memory is radgate's VmHWM from /proc. It prints a table and the ratios
@@ -88,6 +90,7 @@ type report struct {
 	Verdicts      map[string]string  `json:"verdicts"`
 	Notes         []string           `json:"notes,omitempty"`
 	Inference     *inferReport       `json:"inference,omitempty"`
+	DICOMweb      []webResult        `json:"dicomweb,omitempty"`
 }
 
 func main() {
@@ -97,7 +100,7 @@ func main() {
 	flag.StringVar(&o.out, "out", filepath.Join(os.TempDir(), "radgate-bench"), "folder for generated data (cached), run data, logs and results JSON")
 	flag.IntVar(&o.parallel, "parallel", 4, "associations in the parallel runs")
 	flag.IntVar(&o.bigN, "big-n", 0, "instances in the large-study memory run (0: 2 GiB worth; -1: skip)")
-	flag.StringVar(&o.skip, "skip", "", "comma list of runs to skip: ingest (all of it), storescp, orthanc, radgate (all its ingest runs), parallel, big, inference")
+	flag.StringVar(&o.skip, "skip", "", "comma list of runs to skip: ingest (all of it), storescp, orthanc, radgate (all its ingest runs), parallel, big, dicomweb, inference")
 	flag.StringVar(&o.seed, "seed", "radgate-bench-1", "seed of the generated UIDs")
 	flag.Float64Var(&o.inferSeconds, "infer-seconds", 10, "seconds per inference throughput run")
 	flag.IntVar(&o.repeat, "repeat", 3, "repetitions of each 500-instance run; the table shows the median (two shared cores are noisy)")
@@ -300,6 +303,15 @@ func (b *bench) runIngest(ctx context.Context, rep *report, skip map[string]bool
 		}
 	}
 	rep.Results = results
+	if !skip["dicomweb"] && !skip["radgate"] {
+		study, err := studyOf(series[0].Path)
+		if err != nil {
+			return err
+		}
+		if err := b.runDicomweb(ctx, rep, series, study); err != nil {
+			return fmt.Errorf("dicomweb: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -552,6 +564,7 @@ func ratios(rep *report) {
 		rep.Ratios["radgate_big_study_peak_rss_mib"] = round(float64(big.PeakRSS)/(1<<20), 1)
 	}
 	inferenceRatios(rep)
+	webRatios(rep)
 }
 
 func verdict(ok bool, target string) string {
@@ -563,6 +576,7 @@ func verdict(ok bool, target string) string {
 
 func printReport(w io.Writer, rep *report) {
 	defer printInference(w, rep)
+	defer printDicomweb(w, rep)
 	fmt.Fprintf(w, "\nradgate ingest benchmark — %s, %s CPUs, %s\n", rep.Started.Format(time.RFC3339), rep.Host["cpus"], rep.Host["go"])
 	fmt.Fprintf(w, "instances: %d bytes each (CT 512×512 16-bit, explicit VR LE), from %s\n", rep.InstanceBytes, rep.Template)
 	fmt.Fprintf(w, "DCMTK and Orthanc with TCP_NODELAY=1; wall time of storescu (median of the repetitions); radgate fsyncs each instance, storescp does not\n\n")

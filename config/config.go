@@ -63,6 +63,10 @@ type Config struct {
 	InferenceWorkers  int
 	InferenceMaxQueue int
 
+	HTTPMaxHeader    int
+	DICOMwebMaxBody  int64
+	DICOMwebMaxParts int
+
 	StudyQuiet          time.Duration
 	StudyReleaseQuiet   time.Duration
 	ResultsTo           []string
@@ -138,7 +142,7 @@ func Settings() []Setting {
 			c.DIMSEAddr = v
 			return hostPort(v)
 		}},
-		{"http_addr", ":8080", "HTTP listen address: /healthz, /readyz, /metrics", func(c *Config, v string) error {
+		{"http_addr", ":8080", "HTTP listen address: DICOMweb (/dicomweb), /healthz, /readyz, /metrics", func(c *Config, v string) error {
 			c.HTTPAddr = v
 			return hostPort(v)
 		}},
@@ -245,7 +249,26 @@ func Settings() []Setting {
 			}
 			return err
 		}},
-		{"results_to", "", "comma list of result destinations: dimse://AE@HOST:PORT (C-STORE); routes may name their own", func(c *Config, v string) error {
+		{"http_max_header", "64KiB", "largest HTTP request header block accepted (431 beyond)", func(c *Config, v string) error {
+			n, err := ParseBytes(v)
+			if err == nil && (n < 4096 || n > 16<<20) {
+				err = fmt.Errorf("%d is outside 4KiB to 16MiB", n)
+			}
+			c.HTTPMaxHeader = int(n)
+			return err
+		}},
+		{"dicomweb_max_body", "4GiB", "largest STOW-RS request body (413 beyond; instances before the limit stay stored)", func(c *Config, v string) (err error) {
+			c.DICOMwebMaxBody, err = ParseBytes(v)
+			if err == nil && c.DICOMwebMaxBody < 1<<20 {
+				err = errors.New("must be at least 1MiB")
+			}
+			return err
+		}},
+		{"dicomweb_max_parts", "10000", "most instances in one STOW-RS request (413 beyond)", func(c *Config, v string) (err error) {
+			c.DICOMwebMaxParts, err = atLeast(v, 1)
+			return err
+		}},
+		{"results_to", "", "comma list of result destinations: dimse://AE@HOST:PORT (C-STORE) or a DICOMweb base URL http(s)://HOST/PATH (STOW-RS); routes may name their own", func(c *Config, v string) error {
 			c.ResultsTo = list(v)
 			return nil
 		}},

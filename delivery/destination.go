@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -46,9 +47,12 @@ func Parse(dest, callingAE string) (Sender, error) {
 		}
 		return &dimseSender{addr: net.JoinHostPort(u.Hostname(), u.Port()), cfg: dimse.ClientConfig{CallingAE: callingAE, CalledAE: ae}}, nil
 	case "http", "https":
-		return nil, fmt.Errorf("%w: %q: STOW-RS destinations are not supported yet; use dimse://AE@HOST:PORT", ErrDestination, dest)
+		if u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%w: %q: want a DICOMweb base URL, http(s)://HOST[:PORT]/PATH", ErrDestination, dest)
+		}
+		return &stowSender{url: strings.TrimSuffix(u.String(), "/") + "/studies", client: &http.Client{Timeout: stowTimeout}}, nil
 	}
-	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want dimse://AE@HOST:PORT)", ErrDestination, dest, u.Scheme)
+	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want dimse://AE@HOST:PORT or a DICOMweb base URL)", ErrDestination, dest, u.Scheme)
 }
 
 // dimseSender sends a batch over one association (PS3.4 B.2: C-STORE),

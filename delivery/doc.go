@@ -6,7 +6,11 @@
 // counted (radgate_outbox{state="dead"}) and logged as an error.
 //
 // [Parse] turns a destination into a [Sender]: dimse://AE@HOST:PORT is a
-// C-STORE SCU (PS3.4 B.2) that carries a batch over one association.
+// C-STORE SCU (PS3.4 B.2) that carries a batch over one association;
+// http(s)://HOST/PATH, a DICOMweb base URL, a STOW-RS client (PS3.18
+// 10.5) that posts a batch in one request and reads from the response
+// which instances were stored (a 4xx other than 408/409/429, or a failure
+// reason other than out of resources, is not retried).
 // Objects keep their SOP Instance UIDs, derived from (study, model
 // version, revision), so a delivery repeated after a crash replaces the
 // same instance at the PACS rather than adding a second one.

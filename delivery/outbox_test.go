@@ -32,8 +32,10 @@ func TestParse(t *testing.T) {
 		{"dimse://127.0.0.1:104", false, "want dimse://AE@HOST:PORT"},
 		{"dimse://PACS@127.0.0.1", false, "want dimse://AE@HOST:PORT"},
 		{"dimse://WAYTOOLONGAETITLE17@h:1", false, "want dimse://AE@HOST:PORT"},
-		{"https://pacs.example/dicomweb", false, "STOW-RS destinations are not supported yet"},
+		{"https://pacs.example/dicomweb", true, ""},
+		{"https://pacs.example/dicomweb?x=1", false, "DICOMweb base URL"},
 		{"ftp://x", false, "unknown scheme"},
+		{"http:///nohost", false, "DICOMweb base URL"},
 		{"::", false, "invalid destination"},
 	} {
 		_, err := Parse(tc.dest, "RADGATE")

@@ -29,6 +29,7 @@ import (
 
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/delivery"
+	"github.com/radgate/radgate/dicomweb"
 	"github.com/radgate/radgate/dimse"
 	"github.com/radgate/radgate/gpu"
 	"github.com/radgate/radgate/inference"
@@ -53,6 +54,7 @@ type Gateway struct {
 	httpLn   net.Listener
 	profiler *pyroscope.Profiler
 	engine   *inference.Engine
+	dicomweb *dicomweb.Server
 	// The pipeline after ingest: study assembly, jobs, the outbox.
 	assembler *study.Assembler
 	runner    *results.Runner
@@ -132,6 +134,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		return nil, err
 	}
 
+	ing := ingest.New(st, log, g.assembler.Released)
+	if g.dicomweb, err = dicomweb.New(st, ing, dicomweb.Config{
+		MaxRequestBytes: cfg.DICOMwebMaxBody, MaxParts: cfg.DICOMwebMaxParts,
+	}, log, g.reg); err != nil {
+		g.closeAll()
+		return nil, fmt.Errorf("gateway: DICOMweb: %w", err)
+	}
+
 	g.dimse = &dimse.Server{
 		Policy: dimse.Policy{
 			AETitle:           cfg.AETitle,
@@ -140,7 +150,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 			AllowedPeers:      cfg.DIMSEAllowedPeers,
 			MaxAssociations:   cfg.DIMSEMaxAssociations,
 		},
-		Handler:      ingest.New(st, log, g.assembler.Released),
+		Handler:      ing,
 		MaxPDULength: cfg.DIMSEMaxPDU,
 		ARTIM:        cfg.DIMSEARTIM,
 		IdleTimeout:  cfg.DIMSEIdleTimeout,
@@ -158,6 +168,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	g.http = &http.Server{
 		Handler:           g.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    cfg.HTTPMaxHeader,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if cfg.PyroscopeURL != "" {
@@ -244,6 +255,7 @@ func (g *Gateway) routes() http.Handler {
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
+	g.dicomweb.Register(mux)
 	return mux
 }
 
@@ -255,7 +267,7 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	fmt.Fprintf(&b, "  AE title    %s\n", c.AETitle)
 	fmt.Fprintf(&b, "  DIMSE       %s  (max PDU %d bytes, %d associations, ARTIM %s, idle %s)\n",
 		g.DIMSEAddr(), c.DIMSEMaxPDU, c.DIMSEMaxAssociations, c.DIMSEARTIM, c.DIMSEIdleTimeout)
-	fmt.Fprintf(&b, "  HTTP        %s  (/healthz /readyz /metrics)\n", g.HTTPAddr())
+	fmt.Fprintf(&b, "  HTTP        %s  (DICOMweb %s: STOW-RS, QIDO-RS, WADO-RS; /healthz /readyz /metrics)\n", g.HTTPAddr(), dicomweb.Prefix)
 	n, _ := g.store.CountInstances(ctx)
 	fmt.Fprintf(&b, "  data        %s  (%d instances; refuse below %d bytes free)\n", c.DataDir, n, c.MinFreeDisk)
 	policy := "any calling AE"

@@ -51,7 +51,7 @@ func (s *Service) AssociationEnded(id uint64, reason dimse.EndReason) {
 // HandleStore implements dimse.Handler: the data set streams into the store,
 // and the status is success only once the instance is durable.
 func (s *Service) HandleStore(ctx context.Context, req *dimse.StoreRequest, data io.Reader) dimse.Status {
-	res, err := s.store.Ingest(ctx, store.Incoming{
+	res := s.Store(ctx, store.Incoming{
 		SOPClassUID:       req.SOPClassUID,
 		SOPInstanceUID:    req.SOPInstanceUID,
 		TransferSyntaxUID: req.TransferSyntaxUID,
@@ -60,7 +60,7 @@ func (s *Service) HandleStore(ctx context.Context, req *dimse.StoreRequest, data
 		RemoteAddr:        req.Association.RemoteAddr,
 		Source:            "dimse",
 	}, data)
-	if err == nil && s.onRelease != nil {
+	if res.Err == nil && s.onRelease != nil {
 		s.mu.Lock()
 		set := s.studies[req.Association.ID]
 		if set == nil {
@@ -70,11 +70,35 @@ func (s *Service) HandleStore(ctx context.Context, req *dimse.StoreRequest, data
 		set[res.Instance.StudyInstanceUID] = true
 		s.mu.Unlock()
 	}
-	o := outcomeOf(res.Outcome, err)
-	if o.logLevel == slog.LevelError {
-		s.log.Error("ingest: instance not stored", "reason", o.name, "err", err, "assoc", req.Association.ID)
+	if res.o.logLevel == slog.LevelError {
+		s.log.Error("ingest: instance not stored", "reason", res.o.name, "err", res.Err, "assoc", req.Association.ID)
 	}
-	return dimse.Status{Code: o.dimse, Comment: o.comment}
+	return dimse.Status{Code: res.Status, Comment: res.Comment}
+}
+
+// Stored is what Store did with one instance, in each protocol's terms.
+type Stored struct {
+	Instance store.Instance // the record now current (zero when it failed)
+	Err      error          // nil when stored (or an identical duplicate)
+	// Status is the DIMSE status (PS3.4 B.2.3), which STOW-RS also reports
+	// as the FailureReason or WarningReason (PS3.18 10.5.3); HTTP the
+	// status the outcome alone would answer; Comment says why.
+	Status  uint16
+	HTTP    int
+	Comment string
+	o       outcome
+}
+
+// Warning reports a stored instance that the sender should hear about
+// (a different duplicate dropped).
+func (st Stored) Warning() bool { return st.Err == nil && st.Status != dimse.StatusSuccess }
+
+// Store streams one instance into the store (the path every protocol
+// takes) and maps the outcome through the status table.
+func (s *Service) Store(ctx context.Context, in store.Incoming, data io.Reader) Stored {
+	res, err := s.store.Ingest(ctx, in, data)
+	o := outcomeOf(res.Outcome, err)
+	return Stored{Instance: res.Instance, Err: err, Status: o.dimse, HTTP: o.http, Comment: o.comment, o: o}
 }
 
 // outcome is one row of the status table.

@@ -29,6 +29,11 @@ var failures = []struct {
 		comment: "out of resources: free disk below threshold", logLevel: slog.LevelWarn}},
 	{store.ErrTooLarge, outcome{name: "too_large", dimse: dimse.StatusOutOfResources, http: http.StatusRequestEntityTooLarge,
 		comment: "instance exceeds the configured size limit", logLevel: slog.LevelWarn}},
+	// PS3.18 10.5.3: an instance of another study than the request's
+	// target is not stored; its failure reason is A900 (the data set does
+	// not match what was asked).
+	{store.ErrStudyMismatch, outcome{name: "study_mismatch", dimse: dimse.StatusDataSetMismatch, http: http.StatusConflict,
+		comment: "instance belongs to another study than the one addressed", logLevel: slog.LevelWarn}},
 	{store.ErrInvalidDataset, outcome{name: "invalid_dataset", dimse: dimse.StatusCannotUnderstand, http: http.StatusBadRequest,
 		comment: "data set cannot be parsed or does not match the request", logLevel: slog.LevelWarn}},
 	{store.ErrUnknownTransferSyntax, outcome{name: "unknown_transfer_syntax", dimse: dimse.StatusCannotUnderstand, http: http.StatusUnsupportedMediaType,
