@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	m      *metrics
+	bufs   sync.Pool // *[]byte of retrieveBuffer bytes, for copying blobs out
 }
 
 // New makes a Server; metrics are registered on reg unless it is nil.
@@ -68,7 +70,9 @@ func New(st *store.Store, ing *ingest.Service, cfg Config, log *slog.Logger, reg
 	if err != nil {
 		return nil, err
 	}
-	return &Server{store: st, ingest: ing, cfg: cfg, log: log, m: m}, nil
+	srv := &Server{store: st, ingest: ing, cfg: cfg, log: log, m: m}
+	srv.bufs.New = func() any { b := make([]byte, retrieveBuffer); return &b }
+	return srv, nil
 }
 
 // Register adds the services' routes to mux, under Prefix.
