@@ -157,6 +157,33 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due_idx ON outbox(destination, next_at) WHERE state = 'pending';
 `,
+	// 3: deliveries that belong to no job (a study's FHIR ImagingStudy,
+	// queued when the study is complete): job_id 0, no foreign key.
+	`
+CREATE TABLE outbox3 (
+	id            INTEGER PRIMARY KEY,
+	job_id        INTEGER NOT NULL DEFAULT 0,
+	destination   TEXT    NOT NULL,
+	kind          TEXT    NOT NULL,
+	object_uid    TEXT    NOT NULL,
+	sop_class_uid TEXT    NOT NULL,
+	payload       BLOB    NOT NULL,
+	state         TEXT    NOT NULL,
+	attempts      INTEGER NOT NULL DEFAULT 0,
+	next_at       INTEGER NOT NULL,
+	ready_at      INTEGER NOT NULL,
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	delivered_at  INTEGER NOT NULL DEFAULT 0,
+	last_error    TEXT    NOT NULL DEFAULT '',
+	UNIQUE (destination, object_uid)
+);
+INSERT INTO outbox3 SELECT * FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox3 RENAME TO outbox;
+CREATE INDEX outbox_due_idx ON outbox(destination, next_at) WHERE state = 'pending';
+CREATE INDEX outbox_job_idx ON outbox(job_id);
+`,
 }
 
 // SchemaVersion is the index schema this package writes.

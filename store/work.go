@@ -37,8 +37,10 @@ type Work interface {
 	// to throughSeq, and creates its jobs, in one transaction. A job whose
 	// Digest equals the newest job's for the same study and model is not
 	// created (nothing changed for that model); otherwise it gets the next
-	// revision. It returns the jobs created.
-	Evaluate(ctx context.Context, studyInstanceUID string, throughSeq uint64, outcome string, jobs []NewJob) ([]Job, error)
+	// revision. Deliveries in out (a notification that the study is
+	// complete, belonging to no job) are queued in the same transaction.
+	// It returns the jobs created.
+	Evaluate(ctx context.Context, studyInstanceUID string, throughSeq uint64, outcome string, jobs []NewJob, out ...NewDelivery) ([]Job, error)
 
 	// ClaimJob takes the most urgent queued job that is due (highest
 	// priority, then oldest) and marks it running; ok is false when none is.
@@ -70,7 +72,7 @@ type Work interface {
 	Delivered(ctx context.Context, id int64, at time.Time) error
 	RetryDelivery(ctx context.Context, id int64, next time.Time, reason string) error
 	DeadDelivery(ctx context.Context, id int64, reason string) error
-	// Deliveries lists the deliveries of a job.
+	// Deliveries lists the deliveries of a job (0: those of no job).
 	Deliveries(ctx context.Context, jobID int64) ([]Delivery, error)
 
 	// WorkCounts counts jobs and deliveries by state.
@@ -154,7 +156,7 @@ type NewDelivery struct {
 // Delivery is an outbox row.
 type Delivery struct {
 	ID          int64
-	JobID       int64
+	JobID       int64 // 0: of no job
 	Destination string
 	Kind        string
 	ObjectUID   string
@@ -227,7 +229,7 @@ func (x *SQLiteIndex) StudyInstances(ctx context.Context, studyInstanceUID strin
 }
 
 // Evaluate implements Work.
-func (x *SQLiteIndex) Evaluate(ctx context.Context, studyInstanceUID string, throughSeq uint64, outcome string, jobs []NewJob) (created []Job, err error) {
+func (x *SQLiteIndex) Evaluate(ctx context.Context, studyInstanceUID string, throughSeq uint64, outcome string, jobs []NewJob, out ...NewDelivery) (created []Job, err error) {
 	tx, err := x.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: evaluate: %w", err)
@@ -266,6 +268,9 @@ INSERT INTO job (study_instance_uid, model, revision, route, priority, series, d
 			Priority: nj.Priority, Series: nj.Series, Destinations: nj.Destinations, Digest: nj.Digest,
 			State: JobQueued, NotBefore: now, ReadyAt: nj.ReadyAt, CreatedAt: now, UpdatedAt: now,
 		})
+	}
+	if err = queueDeliveries(ctx, tx, 0, out); err != nil {
+		return nil, err
 	}
 	if _, err = tx.ExecContext(ctx, `UPDATE study_activity SET evaluated_seq = max(evaluated_seq, ?), evaluated_at = ?,
 	outcome = ? WHERE study_instance_uid = ?`, int64(throughSeq), nanos(now), outcome, studyInstanceUID); err != nil {
@@ -332,17 +337,27 @@ func (x *SQLiteIndex) CompleteJob(ctx context.Context, id int64, modelVersion st
 		string(JobDone), modelVersion, result, now, id); err != nil {
 		return fmt.Errorf("store: complete job: %w", err)
 	}
-	for _, d := range out {
-		if _, err = tx.ExecContext(ctx, `
-INSERT INTO outbox (job_id, destination, kind, object_uid, sop_class_uid, payload, state, next_at, ready_at, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination, object_uid) DO NOTHING`,
-			id, d.Destination, d.Kind, d.ObjectUID, d.SOPClassUID, d.Payload, string(DeliveryPending), now,
-			nanos(d.ReadyAt), now, now); err != nil {
-			return fmt.Errorf("store: queue delivery: %w", err)
-		}
+	if err = queueDeliveries(ctx, tx, id, out); err != nil {
+		return err
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("store: complete job: %w", err)
+	}
+	return nil
+}
+
+// queueDeliveries inserts deliveries of a job (0: of none) in tx; an
+// object already queued for a destination is not queued again.
+func queueDeliveries(ctx context.Context, tx *sql.Tx, jobID int64, out []NewDelivery) error {
+	now := nanos(time.Now())
+	for _, d := range out {
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO outbox (job_id, destination, kind, object_uid, sop_class_uid, payload, state, next_at, ready_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination, object_uid) DO NOTHING`,
+			jobID, d.Destination, d.Kind, d.ObjectUID, d.SOPClassUID, d.Payload, string(DeliveryPending), now,
+			nanos(d.ReadyAt), now, now); err != nil {
+			return fmt.Errorf("store: queue delivery: %w", err)
+		}
 	}
 	return nil
 }

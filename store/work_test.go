@@ -53,8 +53,12 @@ func TestStudyActivity(t *testing.T) {
 		t.Errorf("StudyInstances record lacks storage fields: %+v", ins[0])
 	}
 
-	if _, err := w.Evaluate(ctx, testStudyUID, b.Seq, "unmatched", nil); err != nil {
+	note := NewDelivery{Destination: "fhir:http://ehr/fhir", Kind: "fhir-imagingstudy", ObjectUID: "is/" + testStudyUID + "/2", Payload: []byte("{}")}
+	if _, err := w.Evaluate(ctx, testStudyUID, b.Seq, "unmatched", nil, note); err != nil {
 		t.Fatal(err)
+	}
+	if ds, err := w.Deliveries(ctx, 0); err != nil || len(ds) != 1 || ds[0].ObjectUID != note.ObjectUID || ds[0].JobID != 0 {
+		t.Fatalf("a study's notification queued with its evaluation: %+v, %v", ds, err)
 	}
 	if pending, _ = w.PendingStudies(ctx); len(pending) != 1 || pending[0].StudyInstanceUID != other.StudyInstanceUID {
 		t.Fatalf("after evaluation pending = %+v", pending)
