@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -126,15 +125,7 @@ func jsonString(v any) string {
 // library stores, searches and retrieves against radgate.
 func TestDicomwebClient(t *testing.T) {
 	t.Parallel()
-	peertest.Require(t, "node", "npm")
-	mods := filepath.Join(peertest.CacheDir(), "dicomweb-client")
-	if _, err := os.Stat(filepath.Join(mods, "node_modules", "dicomweb-client")); err != nil {
-		cmd := exec.Command("npm", "install", "--silent", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", mods,
-			"dicomweb-client@0.11.3", "xhr2@0.2.1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm install dicomweb-client: %v\n%s", err, out)
-		}
-	}
+	mods := peertest.NodeModules(t, "dicomweb-client@0.11.3", "xhr2@0.2.1")
 	r := startRadgate(t, nil)
 	dir := t.TempDir()
 	cmd := exec.Command(radgateBin(t), "phantom", "--kind", "ct-head", "--finding", "none", "--seed", "22", "--slices", "3", "--out", dir)
@@ -146,7 +137,7 @@ func TestDicomwebClient(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
 	uid := phantom.Spec{Kind: phantom.KindCTHead, Finding: phantom.None, Seed: 22, Slices: 3}.StudyInstanceUID()
 	node := exec.Command("node", append([]string{filepath.Join(root, "test", "peers", "dicomweb-client.js"), r.HTTPURL() + "/dicomweb", uid}, files...)...)
-	node.Env = append(peertest.CleanEnv(), "NODE_PATH="+filepath.Join(mods, "node_modules"))
+	node.Env = append(peertest.CleanEnv(), "NODE_PATH="+mods)
 	out, err := node.CombinedOutput()
 	if err != nil {
 		t.Fatalf("dicomweb-client against radgate: %v\n%s\nradgate log:\n%s", err, out, r.LogTail(20))
