@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -74,6 +75,20 @@ type Config struct {
 	DeliveryBackoff     time.Duration
 	DeliveryBackoffMax  time.Duration
 	JobWorkers          int
+
+	PublicURL          string
+	FHIRURL            string
+	FHIRToken          string
+	FHIRClientID       string
+	FHIRKeyFile        string
+	FHIRKeyID          string
+	FHIRTokenURL       string
+	FHIRScopes         []string
+	FHIRTLSCert        string
+	FHIRTLSKey         string
+	FHIRTLSCA          string
+	FHIRPatientSystem  string
+	FHIRUnknownPatient string
 
 	// Routes are the routing rules, from the config file's routes list
 	// (empty: the built-in defaults).
@@ -288,6 +303,58 @@ func Settings() []Setting {
 			c.JobWorkers, err = atLeast(v, 1)
 			return err
 		}},
+		{"public_url", "", "radgate's HTTP base URL as others reach it, for the FHIR Endpoint of its WADO-RS (empty: http://HOSTNAME:PORT of http_addr)", func(c *Config, v string) error {
+			c.PublicURL = strings.TrimSuffix(v, "/")
+			return httpURL(v)
+		}},
+		{"fhir_url", "", "FHIR R4 base URL of the EHR: ImagingStudy when a study is complete, DiagnosticReport + Observations for AI results (empty: off)", func(c *Config, v string) error {
+			c.FHIRURL = strings.TrimSuffix(v, "/")
+			return httpURL(v)
+		}},
+		{"fhir_token", "", "static bearer token for the FHIR server (prefer SMART Backend Services: fhir_client_id and fhir_key_file)", func(c *Config, v string) error {
+			c.FHIRToken = v
+			return nil
+		}},
+		{"fhir_client_id", "", "SMART Backend Services client ID (with fhir_key_file: client_credentials with a private_key_jwt assertion)", func(c *Config, v string) error {
+			c.FHIRClientID = v
+			return nil
+		}},
+		{"fhir_key_file", "", "PEM private key of the SMART client: RSA (RS384) or EC P-384 (ES384)", func(c *Config, v string) error {
+			c.FHIRKeyFile = v
+			return nil
+		}},
+		{"fhir_key_id", "", "kid of the SMART client's key, as registered with the EHR (its JWKS)", func(c *Config, v string) error {
+			c.FHIRKeyID = v
+			return nil
+		}},
+		{"fhir_token_url", "", "SMART token endpoint (empty: discovered from FHIR_URL/.well-known/smart-configuration)", func(c *Config, v string) error {
+			c.FHIRTokenURL = v
+			return httpURL(v)
+		}},
+		{"fhir_scopes", "system/ImagingStudy.write,system/DiagnosticReport.write,system/Observation.write,system/Device.write,system/Endpoint.write,system/Patient.read", "SMART scopes requested", func(c *Config, v string) error {
+			c.FHIRScopes = list(v)
+			return nil
+		}},
+		{"fhir_tls_cert", "", "client certificate (PEM) for mutual TLS with the FHIR server", func(c *Config, v string) error {
+			c.FHIRTLSCert = v
+			return nil
+		}},
+		{"fhir_tls_key", "", "private key (PEM) of fhir_tls_cert", func(c *Config, v string) error {
+			c.FHIRTLSKey = v
+			return nil
+		}},
+		{"fhir_tls_ca", "", "CA certificates (PEM) the FHIR server's certificate must chain to (empty: the system's)", func(c *Config, v string) error {
+			c.FHIRTLSCA = v
+			return nil
+		}},
+		{"fhir_patient_system", "", "identifier system of DICOM Patient ID in the EHR, used to find the Patient (empty: urn:radgate:patient-id)", func(c *Config, v string) error {
+			c.FHIRPatientSystem = v
+			return nil
+		}},
+		{"fhir_unknown_patient", "defer", "no Patient with the study's identifier: defer (retry; the EHR may register the patient) or create (from the DICOM demographics)", func(c *Config, v string) error {
+			c.FHIRUnknownPatient = v
+			return oneOf(v, "defer", "create")
+		}},
 		{"pyroscope_url", "", "Pyroscope server URL for continuous profiling (empty: off)", func(c *Config, v string) error {
 			c.PyroscopeURL = v
 			if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
@@ -296,6 +363,18 @@ func Settings() []Setting {
 			return nil
 		}},
 	}
+}
+
+// httpURL accepts "" or an absolute http(s) URL.
+func httpURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an http(s) URL")
+	}
+	return nil
 }
 
 // loader collects values from the sources in precedence order.

@@ -26,6 +26,9 @@ type Config struct {
 	// Poll is how often the outbox looks for destinations with work it
 	// was not told about (0: DefaultPoll).
 	Poll time.Duration
+	// Senders serve destinations Parse does not know, by their exact
+	// name (the EHR's FHIR client under "fhir:" + its base URL).
+	Senders map[string]Sender
 }
 
 // Limits.
@@ -74,7 +77,12 @@ func New(work store.Work, cfg Config, log *slog.Logger, reg prometheus.Registere
 		return nil, err
 	}
 	o := &Outbox{work: work, cfg: cfg, log: log, latency: latency, m: m, kick: make(chan struct{}, 1), workers: map[string]chan struct{}{}}
-	o.parse = func(dest string) (Sender, error) { return Parse(dest, cfg.CallingAE) }
+	o.parse = func(dest string) (Sender, error) {
+		if s, ok := cfg.Senders[dest]; ok {
+			return s, nil
+		}
+		return Parse(dest, cfg.CallingAE)
+	}
 	return o, nil
 }
 

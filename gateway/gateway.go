@@ -215,19 +215,26 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 		return err
 	}
 	work := g.store.Work()
-	if g.outbox, err = delivery.New(work, delivery.Config{
+	ehr, err := g.newEHR(cfg)
+	if err != nil {
+		return err
+	}
+	dcfg := delivery.Config{
 		CallingAE: cfg.AETitle, MaxAttempts: cfg.DeliveryMaxAttempts, Backoff: cfg.DeliveryBackoff, BackoffMax: cfg.DeliveryBackoffMax,
-	}, g.log, g.reg, latency); err != nil {
+	}
+	rcfg := results.Config{Workers: cfg.JobWorkers, Equipment: sr.Equipment{Manufacturer: "radgate", SoftwareVersion: g.version}}
+	scfg := study.Config{Rules: rules, Quiet: cfg.StudyQuiet, ReleaseQuiet: cfg.StudyReleaseQuiet, Destinations: cfg.ResultsTo}
+	if ehr != nil {
+		dcfg.Senders = map[string]delivery.Sender{ehr.dest: ehr.client.Sender()}
+		rcfg.Notify, scfg.Notify = ehr.report, ehr.study
+	}
+	if g.outbox, err = delivery.New(work, dcfg, g.log, g.reg, latency); err != nil {
 		return err
 	}
-	if g.runner, err = results.New(g.store, g.engine, results.Config{
-		Workers: cfg.JobWorkers, Equipment: sr.Equipment{Manufacturer: "radgate", SoftwareVersion: g.version},
-	}, g.log, g.reg, latency, g.outbox.Notify); err != nil {
+	if g.runner, err = results.New(g.store, g.engine, rcfg, g.log, g.reg, latency, g.outbox.Notify); err != nil {
 		return err
 	}
-	g.assembler, err = study.New(work, study.Config{
-		Rules: rules, Quiet: cfg.StudyQuiet, ReleaseQuiet: cfg.StudyReleaseQuiet, Destinations: cfg.ResultsTo,
-	}, g.log, g.reg, latency, g.runner.Notify)
+	g.assembler, err = study.New(work, scfg, g.log, g.reg, latency, g.runner.Notify)
 	return err
 }
 
@@ -309,6 +316,11 @@ func (g *Gateway) Banner(ctx context.Context) string {
 		to = strings.Join(rs, ", ")
 	}
 	fmt.Fprintf(&b, "  results to  %s  (at most %d attempts, backoff %s..%s)\n", to, c.DeliveryMaxAttempts, c.DeliveryBackoff, c.DeliveryBackoffMax)
+	ehr := "off"
+	if c.FHIRURL != "" {
+		ehr = c.FHIRURL + "  (" + fhirAuthMode(c) + "; unknown patient: " + c.FHIRUnknownPatient + ")"
+	}
+	fmt.Fprintf(&b, "  FHIR        %s\n", ehr)
 	prof := "off"
 	if c.PyroscopeURL != "" {
 		prof = c.PyroscopeURL

@@ -3,7 +3,12 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/binary"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
@@ -221,5 +226,41 @@ func TestBadDestinationStopsTheStart(t *testing.T) {
 		if !strings.Contains(b, want) {
 			t.Errorf("banner lacks %q:\n%s", want, b)
 		}
+	}
+}
+
+// TestFHIRSettings: the FHIR client is built from the settings (SMART
+// Backend Services with an EC P-384 key here) and the banner says how it
+// authenticates, without any secret; a key file that cannot be read stops
+// the start.
+func TestFHIRSettings(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "smart.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, _, _ := startGateway(t, "RADGATE_FHIR_URL=http://127.0.0.1:1/fhir", "RADGATE_FHIR_CLIENT_ID=radgate-test",
+		"RADGATE_FHIR_KEY_FILE="+keyFile, "RADGATE_FHIR_KEY_ID=k1")
+	if b := g.Banner(context.Background()); !strings.Contains(b, "FHIR        http://127.0.0.1:1/fhir  (SMART Backend Services, client radgate-test; unknown patient: defer)") {
+		t.Errorf("banner:\n%s", b)
+	}
+	cfg, err := config.Load("", []string{"RADGATE_DATA_DIR=" + t.TempDir(), "RADGATE_DIMSE_ADDR=127.0.0.1:0", "RADGATE_HTTP_ADDR=127.0.0.1:0",
+		"RADGATE_ORT_LIB=" + peertest.ORTLibrary(t), "RADGATE_MODELS_DIR=" + modelsDir(t),
+		"RADGATE_FHIR_URL=http://127.0.0.1:1/fhir", "RADGATE_FHIR_CLIENT_ID=x", "RADGATE_FHIR_KEY_ID=k", "RADGATE_FHIR_KEY_FILE=/nonexistent/key.pem"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test"); err == nil || !strings.Contains(err.Error(), "/nonexistent/key.pem") {
+		if g != nil {
+			g.closeAll()
+		}
+		t.Errorf("unreadable SMART key: New = %v; want an error naming the file", err)
 	}
 }

@@ -30,6 +30,9 @@ type Config struct {
 	// Poll bounds how late a job due without a notification (a retry's
 	// wait ending) starts (0: DefaultPoll).
 	Poll time.Duration
+	// Notify (optional) makes further deliveries of a result (its FHIR
+	// DiagnosticReport), queued with the SR in the same transaction.
+	Notify func(ctx context.Context, j store.Job, ins []store.Instance, res *inference.Result, model *inference.Loaded) ([]store.NewDelivery, error)
 }
 
 // Limits.
@@ -284,6 +287,11 @@ func (r *Runner) process(ctx context.Context, j store.Job) (*Result, []store.New
 		return nil, nil, err
 	}
 	var out []store.NewDelivery
+	if r.cfg.Notify != nil {
+		if out, err = r.cfg.Notify(ctx, j, ins, ires, l); err != nil {
+			return nil, nil, fmt.Errorf("results: notification: %w", err)
+		}
+	}
 	for _, d := range docs {
 		res.Objects = append(res.Objects, Object{Kind: d.kind, SOPClassUID: d.SOPClassUID, SOPInstanceUID: d.SOPInstanceUID, SeriesUID: d.SeriesInstanceUID})
 		for _, dest := range j.Destinations {

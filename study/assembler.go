@@ -35,6 +35,9 @@ type Config struct {
 	Destinations []string
 	// Poll is how often pending studies are looked at (0: DefaultPoll).
 	Poll time.Duration
+	// Notify (optional) makes the deliveries that announce a complete
+	// study (its FHIR ImagingStudy), queued with the evaluation.
+	Notify func(ctx context.Context, studyInstanceUID string, ins []store.Instance) ([]store.NewDelivery, error)
 }
 
 // DefaultPoll bounds how late after its quiet period a study is noticed.
@@ -234,7 +237,13 @@ func (a *Assembler) evaluate(ctx context.Context, p store.StudyActivity, now tim
 	if len(byRule) == 0 {
 		outcome = "unmatched: " + strings.Join(reasons, " | ")
 	}
-	created, err := a.work.Evaluate(ctx, p.StudyInstanceUID, p.LastSeq, outcome, jobs)
+	var notes []store.NewDelivery
+	if a.cfg.Notify != nil {
+		if notes, err = a.cfg.Notify(ctx, p.StudyInstanceUID, ins); err != nil {
+			return fmt.Errorf("study: notification: %w", err)
+		}
+	}
+	created, err := a.work.Evaluate(ctx, p.StudyInstanceUID, p.LastSeq, outcome, jobs, notes...)
 	if err != nil {
 		return err
 	}
