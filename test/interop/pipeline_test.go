@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -516,4 +518,54 @@ func metric(t *testing.T, r *peertest.Radgate, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// stowFiles stores files into a DICOMweb server with one STOW-RS request.
+func stowFiles(t *testing.T, base string, files ...string) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"application/dicom"}})
+		w.Write(b)
+	}
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, base+"/studies", &body)
+	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+mw.Boundary())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("STOW-RS to %s: %s", base, resp.Status)
+	}
+}
+
+// TestPipelineSTOW — issue 5 with issue 4: a study stored by STOW-RS feeds
+// the same pipeline as C-STORE, and its SR goes back to the PACS by
+// STOW-RS (Orthanc's DICOMweb plugin as the destination).
+func TestPipelineSTOW(t *testing.T) {
+	t.Parallel()
+	peertest.Require(t, "Orthanc", "orthanc-dicomweb")
+	o := peertest.StartOrthanc(t, t.TempDir(), peertest.OrthancConfig{})
+	r := startRadgate(t, map[string]string{
+		"RADGATE_RESULTS_TO":  o.URL() + "/dicom-web",
+		"RADGATE_STUDY_QUIET": "2s",
+	})
+	dir := t.TempDir()
+	_, cxr := phantoms(t, dir)
+	stowFiles(t, r.HTTPURL()+"/dicomweb", firstFile(t, cxr))
+	srs := waitObjects(t, o, r, srClass, 1, 2*time.Minute)
+	want := phantom.Spec{Kind: phantom.KindCXR, Finding: phantom.Pneumothorax, Seed: 12}.StudyInstanceUID()
+	if srs[0].StudyUID != want {
+		t.Errorf("SR filed in study %s, want the chest study %s", srs[0].StudyUID, want)
+	}
+	if _, err := logLine(r, 0, 10*time.Second, "delivery: delivered", "kind=sr", "/dicom-web"); err != nil {
+		t.Errorf("no STOW-RS delivery logged: %v", err)
+	}
 }
