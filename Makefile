@@ -52,9 +52,18 @@ check-generated:
 			{ echo "make generate changed generated files: commit them"; exit 1; }; }; \
 	elif [ -n "$$RADGATE_REQUIRE_PEERS" ]; then echo "check-generated: python3-pydicom missing"; exit 1; \
 	else echo "check-generated: skipped (python3-pydicom not installed)"; fi
+	@# The protobuf stubs: regenerated into a temporary folder and compared
+	@# with the tree. protoc comes from Debian's protobuf-compiler (test-deps
+	@# installs it as root), the plugins from go install into bin/tools.
+	@if command -v protoc >/dev/null 2>&1; then GO='$(GO)' sh scripts/gen-proto.sh -check; \
+	elif [ -n "$$RADGATE_REQUIRE_PEERS" ]; then echo "check-generated: protoc missing"; exit 1; \
+	else echo "check-generated: protobuf stubs skipped (protobuf-compiler not installed)"; fi
 
 generate:
 	$(GO) generate ./...
+	@# Without protoc (Debian protobuf-compiler) the stubs stay as committed.
+	@if command -v protoc >/dev/null 2>&1 || [ -n "$$RADGATE_REQUIRE_PEERS" ]; then GO='$(GO)' sh scripts/gen-proto.sh; \
+	else echo "generate: protobuf stubs skipped (protobuf-compiler not installed)"; fi
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

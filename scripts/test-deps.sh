@@ -41,6 +41,8 @@ need gcc cc command -v cc
 need libc6-dev libdl test -e /usr/include/dlfcn.h
 # pydicom decodes JPEG and JPEG 2000 references through Pillow.
 need python3-pil pillow /usr/bin/python3 -c 'import PIL'
+# The protobuf stubs' generator (scripts/gen-proto.sh; make check-generated).
+need protobuf-compiler protoc command -v protoc
 if [ "${1:-}" = bench ]; then
 	need python3-torch torch /usr/bin/python3 -c 'import torch'
 	need python3-torchvision torchvision /usr/bin/python3 -c 'import torchvision'
@@ -48,6 +50,20 @@ if [ "${1:-}" = bench ]; then
 	need nodejs node command -v node
 	need npm npm command -v npm
 fi
+
+# Go tools the gRPC API's tests drive, built into bin/tools (gitignored) at
+# pinned versions: grpcurl and ghz as peers, protoc's Go plugins for
+# scripts/gen-proto.sh. Not root-only; a failed build (no module proxy)
+# leaves the tests that need the tool to skip.
+gobin="$(cd "$(dirname "$0")/.." && pwd)/bin/tools"
+for mod in github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4 github.com/bojand/ghz/cmd/ghz@v0.93.0 \
+	google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12 google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2; do
+	name=$(basename "${mod%@*}")
+	if [ ! -x "$gobin/$name" ] || ! go version -m "$gobin/$name" 2>/dev/null | grep -q "[[:space:]]${mod#*@}[[:space:]]"; then
+		echo "test-deps: go install $mod" >&2
+		GOBIN="$gobin" GOFLAGS=-mod=mod go install "$mod" >&2 || echo "test-deps: $name not built; tests that need it will skip." >&2
+	fi
+done
 
 if [ -z "$missing_pkgs" ]; then
 	exit 0

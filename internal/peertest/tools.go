@@ -34,25 +34,32 @@ var packageOf = map[string]string{
 	"dcmcrle": "dcmtk", "dsrdump": "dcmtk", "dciodvfy": "dicom3tools", "dcentvfy": "dicom3tools", "Orthanc": "orthanc",
 	"orthanc-dicomweb": "orthanc-dicomweb", "pydicom": "python3-pydicom",
 	"cc": "gcc", "go": "golang",
+	// Built by scripts/test-deps.sh with go install into bin/tools.
+	"grpcurl": "(go install) grpcurl", "ghz": "(go install) ghz",
 }
 
 // extraBin are searched after PATH: Orthanc lives in /usr/sbin, which a
 // non-root PATH often lacks.
 var extraBin = []string{"/usr/sbin", "/sbin", "/usr/local/sbin"}
 
-// Tool returns the absolute path of an executable, looking in PATH and then
-// the sbin directories.
+// Tool returns the absolute path of an executable, looking in PATH, then
+// the sbin directories, then the repository's bin/tools (the Go-built
+// peers scripts/test-deps.sh installs: grpcurl, ghz).
 func Tool(name string) (string, error) {
 	if p, err := exec.LookPath(name); err == nil {
 		return filepath.Abs(p)
 	}
-	for _, d := range extraBin {
+	dirs := slices.Clone(extraBin)
+	if root, err := RepoRoot(); err == nil {
+		dirs = append(dirs, filepath.Join(root, "bin", "tools"))
+	}
+	for _, d := range dirs {
 		p := filepath.Join(d, name)
 		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("peertest: %s not found in PATH or %s", name, strings.Join(extraBin, ", "))
+	return "", fmt.Errorf("peertest: %s not found in PATH or %s", name, strings.Join(dirs, ", "))
 }
 
 // Missing returns the tools (executables, or the pseudo-tools
