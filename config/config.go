@@ -40,6 +40,7 @@ type Config struct {
 	AETitle   string
 	DIMSEAddr string
 	HTTPAddr  string
+	GRPCAddr  string
 	LogLevel  string
 	LogFormat string
 
@@ -159,6 +160,10 @@ func Settings() []Setting {
 		}},
 		{"http_addr", ":8080", "HTTP listen address: DICOMweb (/dicomweb), /healthz, /readyz, /metrics", func(c *Config, v string) error {
 			c.HTTPAddr = v
+			return hostPort(v)
+		}},
+		{"grpc_addr", ":50051", "gRPC listen address: the KServe v2 inference protocol (inference.GRPCInferenceService), health and reflection", func(c *Config, v string) error {
+			c.GRPCAddr = v
 			return hostPort(v)
 		}},
 		{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error {

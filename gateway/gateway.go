@@ -1,10 +1,12 @@
 // Package gateway composes radgate's services from a Config: the store, the
-// ingest path, the DIMSE SCP and the HTTP endpoints for operators
-// (/healthz, /readyz, /metrics), with optional continuous profiling. It owns
-// their lifecycle: New builds and binds, Run serves until its context ends,
-// then shuts everything down in order (stop accepting, let in-flight
-// associations finish within the grace period, abort the rest, close the
-// store).
+// ingest path, the DIMSE SCP, the HTTP server (DICOMweb and /healthz,
+// /readyz, /metrics), the gRPC server (KServe v2), the inference engine and
+// the pipeline after ingest (study assembly, jobs, the outbox, the EHR
+// client in ehr.go), with optional continuous profiling. It owns their
+// lifecycle: New builds and binds, Run serves until its context ends, then
+// shuts everything down in order (stop accepting, let in-flight
+// associations and requests finish within the grace period, abort the
+// rest, stop the pipeline, close the engine and the store).
 package gateway
 
 import (
@@ -26,7 +28,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 
+	"github.com/radgate/radgate/api/kserve"
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/delivery"
 	"github.com/radgate/radgate/dicomweb"
@@ -52,6 +56,8 @@ type Gateway struct {
 	dimseLn  net.Listener
 	http     *http.Server
 	httpLn   net.Listener
+	grpc     *grpc.Server
+	grpcLn   net.Listener
 	profiler *pyroscope.Profiler
 	engine   *inference.Engine
 	dicomweb *dicomweb.Server
@@ -165,6 +171,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		g.closeAll()
 		return nil, fmt.Errorf("gateway: HTTP listen: %w", err)
 	}
+	if g.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		g.closeAll()
+		return nil, fmt.Errorf("gateway: gRPC listen: %w", err)
+	}
+	g.grpc = kserve.NewServer(g.engine, version)
 	g.http = &http.Server{
 		Handler:           g.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -238,9 +249,10 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 	return err
 }
 
-// DIMSEAddr and HTTPAddr are the bound listen addresses.
+// DIMSEAddr, HTTPAddr and GRPCAddr are the bound listen addresses.
 func (g *Gateway) DIMSEAddr() net.Addr { return g.dimseLn.Addr() }
 func (g *Gateway) HTTPAddr() net.Addr  { return g.httpLn.Addr() }
+func (g *Gateway) GRPCAddr() net.Addr  { return g.grpcLn.Addr() }
 
 func (g *Gateway) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -274,6 +286,7 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	fmt.Fprintf(&b, "  AE title    %s\n", c.AETitle)
 	fmt.Fprintf(&b, "  DIMSE       %s  (max PDU %d bytes, %d associations, ARTIM %s, idle %s)\n",
 		g.DIMSEAddr(), c.DIMSEMaxPDU, c.DIMSEMaxAssociations, c.DIMSEARTIM, c.DIMSEIdleTimeout)
+	fmt.Fprintf(&b, "  gRPC        %s  (KServe v2 inference.GRPCInferenceService, health, reflection)\n", g.GRPCAddr())
 	fmt.Fprintf(&b, "  HTTP        %s  (DICOMweb %s: STOW-RS, QIDO-RS, WADO-RS; /healthz /readyz /metrics)\n", g.HTTPAddr(), dicomweb.Prefix)
 	n, _ := g.store.CountInstances(ctx)
 	fmt.Fprintf(&b, "  data        %s  (%d instances; refuse below %d bytes free)\n", c.DataDir, n, c.MinFreeDisk)
@@ -353,7 +366,7 @@ func describeMatch(r study.Rule) string {
 // Run serves until ctx is cancelled, then shuts down within the grace
 // period. It returns the first serving error, if any.
 func (g *Gateway) Run(ctx context.Context) error {
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -368,6 +381,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("gateway: HTTP: %w", err)
 		}
 	}()
+	wg.Go(func() {
+		if err := g.grpc.Serve(g.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errc <- fmt.Errorf("gateway: gRPC: %w", err)
+		}
+	})
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var work sync.WaitGroup
 	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run} {
@@ -377,7 +395,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			}
 		})
 	}
-	g.log.Info("radgate: serving", "dimse", g.DIMSEAddr().String(), "http", g.HTTPAddr().String(), "ae_title", g.cfg.AETitle)
+	g.log.Info("radgate: serving", "dimse", g.DIMSEAddr().String(), "http", g.HTTPAddr().String(), "grpc", g.GRPCAddr().String(), "ae_title", g.cfg.AETitle)
 
 	var runErr error
 	select {
@@ -393,6 +411,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := g.http.Shutdown(sctx); err != nil {
 		g.log.Warn("radgate: HTTP shutdown", "err", err)
 	}
+	g.stopGRPC(sctx)
 	wg.Wait()
 	// Ingest has stopped: stop the pipeline (a job in progress is
 	// requeued, an attempt in progress recorded), then close.
@@ -403,12 +422,24 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return runErr
 }
 
+// stopGRPC lets in-flight RPCs finish until ctx ends, then cuts them.
+func (g *Gateway) stopGRPC(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { g.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.grpc.Stop()
+		<-done
+	}
+}
+
 // closeAll releases what New acquired.
 func (g *Gateway) closeAll() {
 	if g.profiler != nil {
 		_ = g.profiler.Stop()
 	}
-	for _, l := range []net.Listener{g.dimseLn, g.httpLn} {
+	for _, l := range []net.Listener{g.dimseLn, g.httpLn, g.grpcLn} {
 		if l != nil {
 			_ = l.Close()
 		}

@@ -16,7 +16,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	inferencev2 "github.com/radgate/radgate/api/kserve/v2"
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/dimse"
@@ -37,7 +42,7 @@ func startGateway(t *testing.T, env ...string) (*Gateway, context.CancelFunc, ch
 	env = append([]string{
 		"RADGATE_DATA_DIR=" + t.TempDir(),
 		"RADGATE_DIMSE_ADDR=127.0.0.1:0",
-		"RADGATE_HTTP_ADDR=127.0.0.1:0",
+		"RADGATE_HTTP_ADDR=127.0.0.1:0", "RADGATE_GRPC_ADDR=127.0.0.1:0",
 		"RADGATE_MIN_FREE_DISK=0",
 		"RADGATE_ORT_LIB=" + peertest.ORTLibrary(t),
 		"RADGATE_MODELS_DIR=" + modelsDir(t),
@@ -208,7 +213,7 @@ func TestLowDiskAnswersOutOfResources(t *testing.T) {
 func TestBadDestinationStopsTheStart(t *testing.T) {
 	for _, dest := range []string{"dimse://127.0.0.1:104", "ftp://pacs"} {
 		cfg, err := config.Load("", []string{"RADGATE_DATA_DIR=" + t.TempDir(), "RADGATE_DIMSE_ADDR=127.0.0.1:0",
-			"RADGATE_HTTP_ADDR=127.0.0.1:0", "RADGATE_ORT_LIB=" + peertest.ORTLibrary(t), "RADGATE_MODELS_DIR=" + modelsDir(t),
+			"RADGATE_HTTP_ADDR=127.0.0.1:0", "RADGATE_GRPC_ADDR=127.0.0.1:0", "RADGATE_ORT_LIB=" + peertest.ORTLibrary(t), "RADGATE_MODELS_DIR=" + modelsDir(t),
 			"RADGATE_RESULTS_TO=" + dest}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -251,7 +256,7 @@ func TestFHIRSettings(t *testing.T) {
 	if b := g.Banner(context.Background()); !strings.Contains(b, "FHIR        http://127.0.0.1:1/fhir  (SMART Backend Services, client radgate-test; unknown patient: defer)") {
 		t.Errorf("banner:\n%s", b)
 	}
-	cfg, err := config.Load("", []string{"RADGATE_DATA_DIR=" + t.TempDir(), "RADGATE_DIMSE_ADDR=127.0.0.1:0", "RADGATE_HTTP_ADDR=127.0.0.1:0",
+	cfg, err := config.Load("", []string{"RADGATE_DATA_DIR=" + t.TempDir(), "RADGATE_DIMSE_ADDR=127.0.0.1:0", "RADGATE_HTTP_ADDR=127.0.0.1:0", "RADGATE_GRPC_ADDR=127.0.0.1:0",
 		"RADGATE_ORT_LIB=" + peertest.ORTLibrary(t), "RADGATE_MODELS_DIR=" + modelsDir(t),
 		"RADGATE_FHIR_URL=http://127.0.0.1:1/fhir", "RADGATE_FHIR_CLIENT_ID=x", "RADGATE_FHIR_KEY_ID=k", "RADGATE_FHIR_KEY_FILE=/nonexistent/key.pem"}, nil)
 	if err != nil {
@@ -262,5 +267,24 @@ func TestFHIRSettings(t *testing.T) {
 			g.closeAll()
 		}
 		t.Errorf("unreadable SMART key: New = %v; want an error naming the file", err)
+	}
+}
+
+// TestGRPCServed: the KServe v2 service answers on grpc_addr.
+func TestGRPCServed(t *testing.T) {
+	g, _, _ := startGateway(t)
+	conn, err := grpc.NewClient(g.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := inferencev2.NewGRPCInferenceServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r, err := c.ServerReady(ctx, &inferencev2.ServerReadyRequest{}); err != nil || !r.Ready {
+		t.Fatalf("ServerReady = %v, %v", r, err)
+	}
+	if r, err := c.ModelReady(ctx, &inferencev2.ModelReadyRequest{Name: "ct-ich"}); err != nil || !r.Ready {
+		t.Fatalf("ModelReady(ct-ich) = %v, %v", r, err)
 	}
 }
