@@ -303,6 +303,9 @@ func (g *Gateway) Banner(ctx context.Context) string {
 		ids := make([]string, len(ms))
 		for i, m := range ms {
 			ids[i] = m.ID() + " [" + m.Task + "]"
+			if m.Remote != "" {
+				ids[i] += " on kserve " + m.Remote
+			}
 		}
 		models = strings.Join(ids, ", ")
 	}

@@ -44,7 +44,8 @@ const DefaultMaxQueue = 1024
 // Loaded is a model version the engine serves.
 type Loaded struct {
 	models.Model
-	Placement gpu.Placement
+	Placement gpu.Placement // where an in-process model runs
+	Remote    string        // the KServe v2 endpoint serving a remote model ("" in process)
 }
 
 // Engine is the model pool: the repository's models loaded into ONNX
@@ -131,25 +132,38 @@ func (e *Engine) Load(md models.Model) error {
 	if err := md.Verify(); err != nil {
 		return err
 	}
-	if err := e.checkGraph(md); err != nil {
-		return err
+	var (
+		b     Backend
+		l     = &Loaded{Model: md}
+		where string
+	)
+	if md.Remote != nil {
+		rb, err := dialRemote(md)
+		if err != nil {
+			return err
+		}
+		b, l.Remote, where = rb, md.Remote.Address, "kserve "+md.Remote.Address
+	} else {
+		if err := e.checkGraph(md); err != nil {
+			return err
+		}
+		s, err := e.rt.NewSession(md.Path(), []string{md.Input.Name}, []string{md.Output.Name},
+			ort.SessionOptions{IntraOpThreads: e.threads, Placement: e.place})
+		if err != nil {
+			return fmt.Errorf("inference: %s: %w", md.ID(), err)
+		}
+		b, l.Placement, where = sessionBackend{s}, s.Placement(), s.Placement().String()
 	}
-	s, err := e.rt.NewSession(md.Path(), []string{md.Input.Name}, []string{md.Output.Name},
-		ort.SessionOptions{IntraOpThreads: e.threads, Placement: e.place})
-	if err != nil {
-		return fmt.Errorf("inference: %s: %w", md.ID(), err)
-	}
-	l := &Loaded{Model: md, Placement: s.Placement()}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.sched.Add(md.ID(), sessionBackend{s}, Policy{
+	if err := e.sched.Add(md.ID(), b, Policy{
 		MaxBatch: md.Batching.MaxBatch, MaxQueueDelay: md.Batching.MaxQueueDelay, MaxQueue: e.cfg.MaxQueue,
 	}); err != nil {
-		s.Close()
+		b.Close()
 		return err
 	}
 	e.loaded[md.ID()] = l
-	e.log.Info("model loaded", "model", md.ID(), "task", md.Task, "device", l.Placement.String(),
+	e.log.Info("model loaded", "model", md.ID(), "task", md.Task, "device", where,
 		"max_batch", md.Batching.MaxBatch, "threads", e.threads)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,6 +42,11 @@ type Manifest struct {
 	// lower-case hex digest: a model whose file does not match is refused.
 	File   string `yaml:"file"`
 	SHA256 string `yaml:"sha256"`
+	// Remote, when set, serves the model from a KServe v2 gRPC endpoint
+	// (another radgate, a Triton server) instead of a local ONNX file;
+	// File and SHA256 are then empty, and the endpoint's model metadata
+	// must match Input and Output.
+	Remote *Remote `yaml:"remote"`
 	// Hints say which instances the model is meant for.
 	Hints Hints `yaml:"hints"`
 	Input Input `yaml:"input"`
@@ -89,6 +95,21 @@ type Label struct {
 	// ROUTINE (a positive never lowers a priority).
 	Priority string `yaml:"priority"`
 }
+
+// Remote is where a remote model is served and how it is called.
+type Remote struct {
+	Address string `yaml:"address"` // host:port of the KServe v2 gRPC endpoint
+	Model   string `yaml:"model"`   // its name there ("": this manifest's name)
+	Version string `yaml:"version"` // its version there ("": the endpoint's choice)
+	// Timeout bounds one call (0: DefaultRemoteTimeout); Retries is how
+	// many more times a call that failed for want of capacity or
+	// connectivity (gRPC Unavailable, ResourceExhausted) is made.
+	Timeout time.Duration `yaml:"timeout"`
+	Retries int           `yaml:"retries"`
+}
+
+// DefaultRemoteTimeout bounds a call to a remote model without a timeout.
+const DefaultRemoteTimeout = 30 * time.Second
 
 // Concept is a coded concept (PS3.3 Table 8.8-1): scheme designator such
 // as SCT (SNOMED CT), RADLEX or DCM, code value and meaning.
@@ -171,11 +192,24 @@ func (m Manifest) Validate() error {
 		bad("task missing")
 	}
 	inside := func(p string) bool { return filepath.IsLocal(p) }
-	if !inside(m.File) {
-		bad("file %q: want a path inside the model's folder", m.File)
-	}
-	if !shaRE.MatchString(m.SHA256) {
-		bad("sha256 %q: want 64 lower-case hex digits", m.SHA256)
+	switch r := m.Remote; {
+	case r != nil:
+		if m.File != "" || m.SHA256 != "" {
+			bad("remote: a remote model has no file or sha256")
+		}
+		if _, port, err := net.SplitHostPort(r.Address); err != nil || port == "" {
+			bad("remote.address %q: want HOST:PORT of a KServe v2 gRPC endpoint", r.Address)
+		}
+		if r.Timeout < 0 || r.Retries < 0 || r.Retries > 10 {
+			bad("remote: timeout %v, retries %d: want ≥ 0 and at most 10 retries", r.Timeout, r.Retries)
+		}
+	default:
+		if !inside(m.File) {
+			bad("file %q: want a path inside the model's folder", m.File)
+		}
+		if !shaRE.MatchString(m.SHA256) {
+			bad("sha256 %q: want 64 lower-case hex digits", m.SHA256)
+		}
 	}
 	if !inside(m.Card) {
 		bad("card %q: want a model card inside the model's folder", m.Card)

@@ -68,9 +68,26 @@ func Scan(dir string) ([]Model, []error) {
 }
 
 // Verify checks the model's files against its manifest: the ONNX file's
-// SHA-256 and the model card's presence. It does not load the model (the
-// inference engine checks the tensors when it does).
+// SHA-256 (a remote model has none) and the model card's presence. It
+// does not load the model (the inference engine checks the tensors when
+// it does).
 func (m Model) Verify() error {
+	if m.Remote == nil {
+		if err := m.verifyFile(); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(m.CardPath()); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s: model card %s missing", ErrManifest, m.ID(), m.Card)
+		}
+		return err
+	}
+	return nil
+}
+
+// verifyFile checks the ONNX file's SHA-256.
+func (m Model) verifyFile() error {
 	f, err := os.Open(m.Path())
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrChecksum, m.ID(), err)
@@ -82,12 +99,6 @@ func (m Model) Verify() error {
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
 		return fmt.Errorf("%w: %s: %s has sha256 %s, manifest says %s", ErrChecksum, m.ID(), m.File, got, m.SHA256)
-	}
-	if _, err := os.Stat(m.CardPath()); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w: %s: model card %s missing", ErrManifest, m.ID(), m.Card)
-		}
-		return err
 	}
 	return nil
 }
