@@ -32,7 +32,7 @@ type fixture struct {
 	conn   *grpc.ClientConn
 }
 
-func serve(t *testing.T) *fixture {
+func serve(t testing.TB) *fixture {
 	t.Helper()
 	dir, err := peertest.ModelsDir()
 	if err != nil {
