@@ -26,6 +26,7 @@ Usage:
   radgate infer   --model NAME[@VERSION] [--priority routine|stat] PATH...
   radgate models  list | verify
   radgate tensors --manifest FILE --out DIR (--phantoms KIND --seeds FROM-TO | PATH...)
+  radgate bench   --grpc HOST:PORT --model NAME [--concurrency N[,N...] | --rate R[,R...]] [--requests N | --duration D] [--batch N] [--out DIR]
   radgate version
 
 Run 'radgate COMMAND -h' for a command's options. Settings come from
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return tensors(ctx, args[1:], stdout, stderr)
 	case "models":
 		return modelsCmd(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "radgate %s\n", buildVersion())
 		return 0
