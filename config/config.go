@@ -36,13 +36,16 @@ const EnvPrefix = "RADGATE_"
 
 // Config is the validated set of settings.
 type Config struct {
-	DataDir   string
-	AETitle   string
-	DIMSEAddr string
-	HTTPAddr  string
-	GRPCAddr  string
-	LogLevel  string
-	LogFormat string
+	DataDir     string
+	AETitle     string
+	DIMSEAddr   string
+	HTTPAddr    string
+	GRPCAddr    string
+	GRPCTLSCert string
+	GRPCTLSKey  string
+	GRPCToken   string
+	LogLevel    string
+	LogFormat   string
 
 	DIMSEMaxPDU          uint32
 	DIMSEMaxAssociations int
@@ -165,6 +168,18 @@ func Settings() []Setting {
 		{"grpc_addr", ":50051", "gRPC listen address: the KServe v2 inference protocol (inference.GRPCInferenceService), health and reflection", func(c *Config, v string) error {
 			c.GRPCAddr = v
 			return hostPort(v)
+		}},
+		{"grpc_tls_cert", "", "server certificate (PEM) for gRPC over TLS 1.2+ (with grpc_tls_key; empty: plaintext)", func(c *Config, v string) error {
+			c.GRPCTLSCert = v
+			return nil
+		}},
+		{"grpc_tls_key", "", "private key (PEM) of grpc_tls_cert", func(c *Config, v string) error {
+			c.GRPCTLSKey = v
+			return nil
+		}},
+		{"grpc_token", "", "bearer token every gRPC call but health must carry (empty: none)", func(c *Config, v string) error {
+			c.GRPCToken = v
+			return nil
 		}},
 		{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			c.LogLevel = v

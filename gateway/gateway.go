@@ -11,6 +11,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/radgate/radgate/api/kserve"
 	"github.com/radgate/radgate/config"
@@ -175,7 +177,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		g.closeAll()
 		return nil, fmt.Errorf("gateway: gRPC listen: %w", err)
 	}
-	g.grpc = kserve.NewServer(g.engine, version)
+	gopts, err := grpcOptions(cfg)
+	if err != nil {
+		g.closeAll()
+		return nil, err
+	}
+	g.grpc = kserve.NewServer(g.engine, version, gopts...)
 	g.http = &http.Server{
 		Handler:           g.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -286,7 +293,14 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	fmt.Fprintf(&b, "  AE title    %s\n", c.AETitle)
 	fmt.Fprintf(&b, "  DIMSE       %s  (max PDU %d bytes, %d associations, ARTIM %s, idle %s)\n",
 		g.DIMSEAddr(), c.DIMSEMaxPDU, c.DIMSEMaxAssociations, c.DIMSEARTIM, c.DIMSEIdleTimeout)
-	fmt.Fprintf(&b, "  gRPC        %s  (KServe v2 inference.GRPCInferenceService, health, reflection)\n", g.GRPCAddr())
+	grpcSec := "plaintext"
+	if c.GRPCTLSCert != "" {
+		grpcSec = "TLS"
+	}
+	if c.GRPCToken != "" {
+		grpcSec += ", bearer token"
+	}
+	fmt.Fprintf(&b, "  gRPC        %s  (KServe v2 inference.GRPCInferenceService, health, reflection; %s)\n", g.GRPCAddr(), grpcSec)
 	fmt.Fprintf(&b, "  HTTP        %s  (DICOMweb %s: STOW-RS, QIDO-RS, WADO-RS; /healthz /readyz /metrics)\n", g.HTTPAddr(), dicomweb.Prefix)
 	n, _ := g.store.CountInstances(ctx)
 	fmt.Fprintf(&b, "  data        %s  (%d instances; refuse below %d bytes free)\n", c.DataDir, n, c.MinFreeDisk)
@@ -423,6 +437,22 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.closeAll()
 	g.log.Info("radgate: stopped")
 	return runErr
+}
+
+// grpcOptions are the gRPC server's TLS and token hooks.
+func grpcOptions(cfg *config.Config) ([]grpc.ServerOption, error) {
+	var opts []grpc.ServerOption
+	if cfg.GRPCTLSCert != "" || cfg.GRPCTLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.GRPCTLSCert, cfg.GRPCTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: gRPC TLS: %w", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	}
+	if cfg.GRPCToken != "" {
+		opts = append(opts, kserve.BearerToken(cfg.GRPCToken)...)
+	}
+	return opts, nil
 }
 
 // stopGRPC lets in-flight RPCs finish until ctx ends, then cuts them.

@@ -7,10 +7,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,7 +22,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	inferencev2 "github.com/radgate/radgate/api/kserve/v2"
 	"github.com/radgate/radgate/config"
@@ -286,5 +294,63 @@ func TestGRPCServed(t *testing.T) {
 	}
 	if r, err := c.ModelReady(ctx, &inferencev2.ModelReadyRequest{Name: "ct-ich"}); err != nil || !r.Ready {
 		t.Fatalf("ModelReady(ct-ich) = %v, %v", r, err)
+	}
+}
+
+// TestGRPCTLSAndToken: with grpc_tls_cert/key and grpc_token, a call needs
+// TLS and the token; health stays open to probes.
+func TestGRPCTLSAndToken(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "radgate-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	g, _, _ := startGateway(t, "RADGATE_GRPC_TLS_CERT="+certFile, "RADGATE_GRPC_TLS_KEY="+keyFile, "RADGATE_GRPC_TOKEN=s3cret")
+	if b := g.Banner(context.Background()); !strings.Contains(b, "TLS, bearer token") || strings.Contains(b, "s3cret") {
+		t.Errorf("banner:\n%s", b)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	conn, err := grpc.NewClient(g.GRPCAddr().String(), grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := inferencev2.NewGRPCInferenceServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.ServerReady(ctx, &inferencev2.ServerReadyRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("without a token: %v; want Unauthenticated", err)
+	}
+	bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer wrong")
+	if _, err := c.ServerReady(bad, &inferencev2.ServerReadyRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("with a wrong token: %v; want Unauthenticated", err)
+	}
+	good := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret")
+	if r, err := c.ServerReady(good, &inferencev2.ServerReadyRequest{}); err != nil || !r.Ready {
+		t.Errorf("with the token: %v, %v", r, err)
+	}
+	if r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health without a token: %v, %v", r, err)
+	}
+	plain, err := grpc.NewClient(g.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := inferencev2.NewGRPCInferenceServiceClient(plain).ServerLive(good, &inferencev2.ServerLiveRequest{}); err == nil {
+		t.Error("a plaintext call to the TLS port succeeded")
 	}
 }
