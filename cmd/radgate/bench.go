@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/radgate/radgate/loadtest"
@@ -58,7 +59,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage: radgate bench %s\n\nOptions:\n", benchSynopsis)
 		fs.PrintDefaults()
 	}
-	addr := fs.String("grpc", "", "KServe v2 gRPC endpoint HOST:PORT (radgate, Triton; plaintext)")
+	addr := fs.String("grpc", "", "KServe v2 gRPC endpoint HOST:PORT (radgate, Triton)")
+	tlsCA := fs.String("tls-ca", "", "connect over TLS, trusting the CA certificates (PEM) in this file (empty: plaintext)")
+	token := fs.String("token", "", "bearer token sent with every call (radgate's grpc_token)")
 	model := fs.String("model", "", "model name")
 	ver := fs.String("version", "", "model version (empty: the server's choice)")
 	conc := &listFlag[int]{vals: []int{1}, parse: strconv.Atoi}
@@ -105,8 +108,21 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.Requests = 0
 	}
 
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(benchMaxMsgSize), grpc.MaxCallSendMsgSize(benchMaxMsgSize)))
+	creds := insecure.NewCredentials()
+	if *tlsCA != "" {
+		c, err := credentials.NewClientTLSFromFile(*tlsCA, "")
+		if err != nil {
+			fmt.Fprintf(stderr, "radgate bench: --tls-ca: %v\n", err)
+			return 2
+		}
+		creds = c
+	}
+	dopts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(benchMaxMsgSize), grpc.MaxCallSendMsgSize(benchMaxMsgSize))}
+	if *token != "" {
+		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer(*token)))
+	}
+	conn, err := grpc.NewClient(*addr, dopts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "radgate bench: %v\n", err)
 		return 2
@@ -252,3 +268,14 @@ func plural(n int, noun string) string {
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
 }
+
+// bearer sends "authorization: Bearer <token>" with every call.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity is false so that a token can be tried over a
+// plaintext loopback connection too; over a network, use --tls-ca.
+func (b bearer) RequireTransportSecurity() bool { return false }
