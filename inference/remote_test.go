@@ -15,6 +15,7 @@ import (
 	"github.com/radgate/radgate/api/kserve"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/internal/peertest"
+	"github.com/radgate/radgate/internal/refengine"
 	"github.com/radgate/radgate/phantom"
 )
 
@@ -60,16 +61,8 @@ func remoteRepo(t *testing.T, addr string, edit func([]byte) []byte) string {
 // away fails the request.
 func TestRemoteBackend(t *testing.T) {
 	lib := peertest.ORTLibrary(t)
-	models, err := peertest.ModelsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := slog.New(slog.DiscardHandler)
-	first, errs, err := inference.Open(inference.Config{ModelsDir: models, ORTLibrary: lib, Threads: 1}, log, nil)
-	if err != nil || len(errs) > 0 {
-		t.Fatalf("first engine: %v %v", err, errs)
-	}
-	defer first.Close()
+	first := refengine.Open(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/inference"
-	"github.com/radgate/radgate/internal/peertest"
+	"github.com/radgate/radgate/internal/refengine"
 	"github.com/radgate/radgate/phantom"
 	"github.com/radgate/radgate/sr"
 	"github.com/radgate/radgate/store"
@@ -30,15 +29,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	models, err := peertest.ModelsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, errs, err := inference.Open(inference.Config{ModelsDir: models, ORTLibrary: peertest.ORTLibrary(t), Threads: 2}, slog.New(slog.DiscardHandler), nil)
-	if err != nil || len(errs) > 0 {
-		t.Fatalf("inference.Open: %v %v", err, errs)
-	}
-	t.Cleanup(func() { eng.Close() })
+	eng := refengine.Open(t)
 	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), SegmentSize: 8 << 20}, nil, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net"
 	"slices"
@@ -19,7 +18,7 @@ import (
 
 	inferencev2 "github.com/radgate/radgate/api/kserve/v2"
 	"github.com/radgate/radgate/inference"
-	"github.com/radgate/radgate/internal/peertest"
+	"github.com/radgate/radgate/internal/refengine"
 )
 
 const testVersion = "test-1"
@@ -34,18 +33,7 @@ type fixture struct {
 
 func serve(t testing.TB) *fixture {
 	t.Helper()
-	dir, err := peertest.ModelsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, errs, err := inference.Open(inference.Config{ModelsDir: dir, ORTLibrary: peertest.ORTLibrary(t), Threads: 2, Workers: 2},
-		slog.New(slog.DiscardHandler), inference.NewMetrics(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
+	eng := refengine.Open(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -61,9 +49,6 @@ func serve(t testing.TB) *fixture {
 		_ = conn.Close()
 		srv.GracefulStop()
 		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if err := eng.Close(); err != nil {
 			t.Error(err)
 		}
 	})

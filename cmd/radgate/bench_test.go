@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -18,8 +17,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/radgate/radgate/api/kserve"
-	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/internal/peertest"
+	"github.com/radgate/radgate/internal/refengine"
 	"github.com/radgate/radgate/loadtest"
 )
 
@@ -27,18 +26,7 @@ import (
 // kserve.NewServer on 127.0.0.1:0 and returns its address.
 func serveKServe(t *testing.T) string {
 	t.Helper()
-	dir, err := peertest.ModelsDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, errs, err := inference.Open(inference.Config{ModelsDir: dir, ORTLibrary: peertest.ORTLibrary(t), Threads: 2, Workers: 2},
-		slog.New(slog.DiscardHandler), inference.NewMetrics(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
+	eng := refengine.Open(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,9 +37,6 @@ func serveKServe(t *testing.T) string {
 	t.Cleanup(func() {
 		srv.GracefulStop()
 		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		if err := eng.Close(); err != nil {
 			t.Error(err)
 		}
 	})
