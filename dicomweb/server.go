@@ -113,12 +113,13 @@ func (w *statusWriter) Flush() {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // fail answers an error with a one-line text body (no patient data: the
-// messages name attributes and limits, never values).
+// messages name attributes and limits, never values). The log names the
+// route, not the path: paths hold study and instance UIDs in clear.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	if code >= 500 {
-		s.log.Error("dicomweb: request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", msg)
+		s.log.Error("dicomweb: request failed", "route", r.Pattern, "status", code, "err", msg)
 	} else {
-		s.log.Warn("dicomweb: request refused", "method", r.Method, "path", r.URL.Path, "status", code, "err", msg)
+		s.log.Warn("dicomweb: request refused", "route", r.Pattern, "status", code, "err", msg)
 	}
 	http.Error(w, msg, code)
 }
