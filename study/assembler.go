@@ -58,6 +58,10 @@ type Assembler struct {
 
 	mu       sync.Mutex
 	released map[string]time.Time // study UID → the release after its last arrival
+	// notYet remembers, for a study whose routes want more silence than
+	// it has had, until when: its instances are not read again before
+	// then unless more arrive. Only Sweep's goroutine uses it.
+	notYet map[string]waiting
 }
 
 // New makes an Assembler over work. onJobs (may be nil) is called after
@@ -83,7 +87,7 @@ func New(work store.Work, cfg Config, log *slog.Logger, reg prometheus.Registere
 		onJobs = func() {}
 	}
 	return &Assembler{work: work, cfg: cfg, log: log, latency: latency, m: m, onJobs: onJobs,
-		released: map[string]time.Time{}}, nil
+		released: map[string]time.Time{}, notYet: map[string]waiting{}}, nil
 }
 
 // Released is the hint that a DIMSE association that carried instances
@@ -131,6 +135,9 @@ func (a *Assembler) Sweep(ctx context.Context, now time.Time) error {
 	for _, p := range pending {
 		hinted := a.releasedAfter(p, now)
 		if !hinted && now.Before(p.LastReceivedAt.Add(shortest)) {
+			continue
+		}
+		if w, ok := a.notYet[p.StudyInstanceUID]; ok && !hinted && w.seq == p.LastSeq && now.Before(w.until) {
 			continue
 		}
 		if err := a.evaluate(ctx, p, now, hinted); err != nil {
@@ -207,8 +214,10 @@ func (a *Assembler) evaluate(ctx context.Context, p store.StudyActivity, now tim
 		quiet = a.cfg.Quiet
 	}
 	if !hinted && now.Before(p.LastReceivedAt.Add(quiet)) {
+		a.notYet[p.StudyInstanceUID] = waiting{seq: p.LastSeq, until: p.LastReceivedAt.Add(quiet)}
 		return nil
 	}
+	delete(a.notYet, p.StudyInstanceUID)
 	var jobs []store.NewJob
 	var names []string
 	for _, br := range byRule {
@@ -277,6 +286,13 @@ func (a *Assembler) evaluate(ctx context.Context, p store.StudyActivity, now tim
 		a.onJobs()
 	}
 	return nil
+}
+
+// waiting is a study left for later: as of its newest instance seq, it
+// is not complete before until.
+type waiting struct {
+	seq   uint64
+	until time.Time
 }
 
 func cmpOr(d, def time.Duration) time.Duration {

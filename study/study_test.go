@@ -261,3 +261,29 @@ func TestAssemblerReleaseAndUnmatched(t *testing.T) {
 		t.Errorf("unmatched evaluations = %v, want 1", got)
 	}
 }
+
+// TestRouteQuiet: a route's own, longer quiet period holds the study back
+// although the default one has passed.
+func TestRouteQuiet(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	rules := DefaultRules()
+	rules[1].Quiet = 5 * time.Second // head-ct
+	a := f.assembler(Config{Quiet: time.Second, Rules: rules})
+	last := f.ingest(ctSlices(t, 2)...)
+	study := phantom.Spec{Kind: phantom.KindCTHead, Finding: phantom.Hemorrhage, Seed: 7, Slices: 2}.StudyInstanceUID()
+	for _, after := range []time.Duration{2 * time.Second, 3 * time.Second} {
+		if err := a.Sweep(ctx, last.Add(after)); err != nil {
+			t.Fatal(err)
+		}
+		if js := f.jobsOf(study); len(js) != 0 {
+			t.Fatalf("jobs %v after the last arrival, before head-ct's 5 s: %+v", after, js)
+		}
+	}
+	if err := a.Sweep(ctx, last.Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if js := f.jobsOf(study); len(js) != 1 {
+		t.Fatalf("jobs after head-ct's quiet period: %+v", js)
+	}
+}
