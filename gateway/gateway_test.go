@@ -45,7 +45,9 @@ func modelsDir(t *testing.T) string {
 	return dir
 }
 
-func startGateway(t *testing.T, env ...string) (*Gateway, context.CancelFunc, chan error) {
+// testConfig is the settings of a test gateway: loopback ports, a fresh
+// data directory, the reference models; env (RADGATE_*=…) wins.
+func testConfig(t *testing.T, env ...string) *config.Config {
 	t.Helper()
 	env = append([]string{
 		"RADGATE_DATA_DIR=" + t.TempDir(),
@@ -59,6 +61,25 @@ func startGateway(t *testing.T, env ...string) (*Gateway, context.CancelFunc, ch
 	if err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// startRefused checks that New refuses the settings with an error
+// mentioning want.
+func startRefused(t *testing.T, want string, env ...string) {
+	t.Helper()
+	g, err := New(context.Background(), testConfig(t, env...), slog.New(slog.DiscardHandler), "test")
+	if err == nil || !strings.Contains(err.Error(), want) {
+		if g != nil {
+			g.closeAll()
+		}
+		t.Errorf("%v: New = %v; want an error with %q", env, err, want)
+	}
+}
+
+func startGateway(t *testing.T, env ...string) (*Gateway, context.CancelFunc, chan error) {
+	t.Helper()
+	cfg := testConfig(t, env...)
 	ctx, cancel := context.WithCancel(context.Background())
 	g, err := New(ctx, cfg, slog.New(slog.DiscardHandler), "test")
 	if err != nil {
@@ -220,18 +241,7 @@ func TestLowDiskAnswersOutOfResources(t *testing.T) {
 // routes and where results go.
 func TestBadDestinationStopsTheStart(t *testing.T) {
 	for _, dest := range []string{"dimse://127.0.0.1:104", "ftp://pacs"} {
-		cfg, err := config.Load("", []string{"RADGATE_DATA_DIR=" + t.TempDir(), "RADGATE_DIMSE_ADDR=127.0.0.1:0",
-			"RADGATE_HTTP_ADDR=127.0.0.1:0", "RADGATE_GRPC_ADDR=127.0.0.1:0", "RADGATE_ORT_LIB=" + peertest.ORTLibrary(t), "RADGATE_MODELS_DIR=" + modelsDir(t),
-			"RADGATE_RESULTS_TO=" + dest}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if g, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test"); err == nil || !strings.Contains(err.Error(), "invalid destination") {
-			if g != nil {
-				g.closeAll()
-			}
-			t.Errorf("RADGATE_RESULTS_TO=%s: New = %v; want an invalid destination error", dest, err)
-		}
+		startRefused(t, "invalid destination", "RADGATE_RESULTS_TO="+dest)
 	}
 	g, _, _ := startGateway(t, "RADGATE_RESULTS_TO=dimse://PACS@127.0.0.1:104")
 	b := g.Banner(context.Background())
@@ -264,18 +274,8 @@ func TestFHIRSettings(t *testing.T) {
 	if b := g.Banner(context.Background()); !strings.Contains(b, "FHIR        http://127.0.0.1:1/fhir  (SMART Backend Services, client radgate-test; unknown patient: defer)") {
 		t.Errorf("banner:\n%s", b)
 	}
-	cfg, err := config.Load("", []string{"RADGATE_DATA_DIR=" + t.TempDir(), "RADGATE_DIMSE_ADDR=127.0.0.1:0", "RADGATE_HTTP_ADDR=127.0.0.1:0", "RADGATE_GRPC_ADDR=127.0.0.1:0",
-		"RADGATE_ORT_LIB=" + peertest.ORTLibrary(t), "RADGATE_MODELS_DIR=" + modelsDir(t),
-		"RADGATE_FHIR_URL=http://127.0.0.1:1/fhir", "RADGATE_FHIR_CLIENT_ID=x", "RADGATE_FHIR_KEY_ID=k", "RADGATE_FHIR_KEY_FILE=/nonexistent/key.pem"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g, err := New(context.Background(), cfg, slog.New(slog.DiscardHandler), "test"); err == nil || !strings.Contains(err.Error(), "/nonexistent/key.pem") {
-		if g != nil {
-			g.closeAll()
-		}
-		t.Errorf("unreadable SMART key: New = %v; want an error naming the file", err)
-	}
+	startRefused(t, "/nonexistent/key.pem", "RADGATE_FHIR_URL=http://127.0.0.1:1/fhir", "RADGATE_FHIR_CLIENT_ID=x",
+		"RADGATE_FHIR_KEY_ID=k", "RADGATE_FHIR_KEY_FILE=/nonexistent/key.pem")
 }
 
 // TestGRPCServed: the KServe v2 service answers on grpc_addr.
