@@ -18,6 +18,14 @@
 //     exceed the cores.
 //   - [Backend]: what runs a batch. inference/ort (the cgo leaf) in
 //     process; a remote KServe v2 backend fits the same interface.
+//   - Remote health: while a remote model is loaded its endpoint is asked
+//     ModelReady every 10 s (with the manifest's call timeout) until it
+//     is unloaded or the engine closed. [Loaded.Health] says ready or,
+//     with since when and the last error, not (a model in process is
+//     always ready); each change is logged once (Warn down, Info back, with model
+//     and address) and the gauge radgate_model_remote_up{model} is 1 or 0.
+//     A model that is down still takes requests: they are tried and
+//     retried as always, never refused ahead.
 //   - [Metrics]: queue depth and wait per priority, compute time, batch
-//     sizes, stage times.
+//     sizes, stage times, remote endpoints up.
 package inference

@@ -46,6 +46,21 @@ type Loaded struct {
 	models.Model
 	Placement gpu.Placement // where an in-process model runs
 	Remote    string        // the KServe v2 endpoint serving a remote model ("" in process)
+
+	remote *remoteBackend // a remote model's backend, for Health
+}
+
+// Health says whether the model can be run now; detail, empty when
+// ready, says why not. A model in process is always ready. A remote one
+// is as its endpoint answered the last periodic ModelReady check (ready
+// from load until a check fails); while not, detail names the endpoint,
+// since when (RFC 3339, UTC) and the last check's error. Requests to a
+// remote model that is not ready are still tried.
+func (l *Loaded) Health() (ready bool, detail string) {
+	if l.remote == nil {
+		return true, ""
+	}
+	return l.remote.state()
 }
 
 // Engine is the model pool: the repository's models loaded into ONNX
@@ -142,7 +157,7 @@ func (e *Engine) Load(md models.Model) error {
 		if err != nil {
 			return err
 		}
-		b, l.Remote, where = rb, md.Remote.Address, "kserve "+md.Remote.Address
+		b, l.Remote, l.remote, where = rb, md.Remote.Address, rb, "kserve "+md.Remote.Address
 	} else {
 		if err := e.checkGraph(md); err != nil {
 			return err
@@ -161,6 +176,9 @@ func (e *Engine) Load(md models.Model) error {
 	}); err != nil {
 		b.Close()
 		return err
+	}
+	if l.remote != nil {
+		l.remote.watch(md.ID(), e.log, e.metrics) // until the scheduler closes it
 	}
 	e.loaded[md.ID()] = l
 	e.log.Info("model loaded", "model", md.ID(), "task", md.Task, "device", where,
@@ -281,7 +299,8 @@ func compareVersions(a, b string) int {
 	return cmp.Compare(len(fa), len(fb))
 }
 
-// Close stops the scheduler, closes every session and the runtime.
+// Close stops the scheduler, closes every session (stopping the remote
+// models' health checks) and the runtime.
 func (e *Engine) Close() error {
 	err := e.sched.Stop()
 	return errors.Join(err, e.rt.Close())

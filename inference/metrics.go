@@ -19,6 +19,7 @@ type Metrics struct {
 	rejects  *prometheus.CounterVec
 	requests *prometheus.CounterVec
 	stage    *prometheus.HistogramVec
+	remote   *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -60,9 +61,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time per stage of a model run over instances: decode, preprocess, queue, inference.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"model", "stage"}),
+		remote: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "radgate_model_remote_up",
+			Help: "1 while a loaded remote model's KServe v2 endpoint answers the periodic ModelReady check ready, 0 while it does not, by model.",
+		}, []string{"model"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.depth, m.wait, m.compute, m.batch, m.runs, m.rejects, m.requests, m.stage)
+		reg.MustRegister(m.depth, m.wait, m.compute, m.batch, m.runs, m.rejects, m.requests, m.stage, m.remote)
 	}
 	return m
 }
@@ -82,6 +87,25 @@ func (m *Metrics) dequeued(model string, p Priority, n int) {
 func (m *Metrics) waited(model string, p Priority, d time.Duration) {
 	if m != nil {
 		m.wait.WithLabelValues(model, p.String()).Observe(d.Seconds())
+	}
+}
+
+// remoteUp sets a remote model's gauge: 1 up, 0 down.
+func (m *Metrics) remoteUp(model string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.remote.WithLabelValues(model).Set(v)
+}
+
+// remoteGone drops an unloaded remote model's gauge.
+func (m *Metrics) remoteGone(model string) {
+	if m != nil {
+		m.remote.DeleteLabelValues(model)
 	}
 }
 

@@ -10,9 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/radgate/radgate/api/kserve"
+	inferencev2 "github.com/radgate/radgate/api/kserve/v2"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/internal/refengine"
@@ -120,4 +127,150 @@ func TestRemoteBackend(t *testing.T) {
 	if _, err := second.Run(ctx, "cxr-triage", inference.Routine, src); err == nil {
 		t.Error("a request to a remote that is gone succeeded")
 	}
+}
+
+// TestRemoteHealth: a loaded remote model's endpoint is checked every
+// interval. When it goes away the model turns not ready — Health, the
+// radgate_model_remote_up gauge and the KServe ModelReady of the engine
+// that loaded it — with one Warn line however many checks fail; when a
+// server is back on the address, ready again with one Info line. Close
+// stops the checks and drops the gauge.
+func TestRemoteHealth(t *testing.T) {
+	const interval = 50 * time.Millisecond
+	inference.SetRemoteHealthInterval(t, interval)
+	lib := peertest.ORTLibrary(t)
+	first := refengine.Open(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	srv := kserve.NewServer(first, "test")
+	go srv.Serve(lis)
+	defer func() { srv.Stop() }()
+
+	var logs lockedBuffer
+	reg := prometheus.NewRegistry()
+	second, errs, err := inference.Open(inference.Config{ModelsDir: remoteRepo(t, addr, nil), ORTLibrary: lib, Threads: 1},
+		slog.New(slog.NewTextHandler(&logs, nil)), inference.NewMetrics(reg))
+	if err != nil || len(errs) > 0 {
+		t.Fatalf("second engine: %v %v", err, errs)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			second.Close()
+		}
+	}()
+	l, ok := second.Lookup("cxr-triage")
+	if !ok {
+		t.Fatal("cxr-triage not loaded")
+	}
+	svc := kserve.NewService(second, "test")
+
+	// await waits a few intervals for Health to say want, then checks the
+	// gauge and ModelReady agree.
+	await := func(want bool) string {
+		t.Helper()
+		deadline := time.Now().Add(30 * interval)
+		ready, detail := l.Health()
+		for ready != want && time.Now().Before(deadline) {
+			time.Sleep(interval / 5)
+			ready, detail = l.Health()
+		}
+		if ready != want || (detail == "") != want {
+			t.Fatalf("Health: %v %q; want %v, with a detail only when not ready", ready, detail, want)
+		}
+		if up, ok := remoteUp(t, reg, l.ID()); !ok || up != map[bool]float64{true: 1, false: 0}[want] {
+			t.Errorf("radgate_model_remote_up{model=%q}: %v (present %v) with Health %v", l.ID(), up, ok, want)
+		}
+		r, err := svc.ModelReady(context.Background(), &inferencev2.ModelReadyRequest{Name: "cxr-triage"})
+		if err != nil || r.GetReady() != want {
+			t.Errorf("ModelReady: %v %v; want %v", r, err, want)
+		}
+		return detail
+	}
+	await(true)
+
+	srv.Stop()
+	if detail := await(false); !strings.Contains(detail, "remote "+addr+" not ready since ") || !strings.Contains(detail, "Unavailable") {
+		t.Errorf("Health detail while down: %q; want the address, since when and the error", detail)
+	}
+	time.Sleep(3 * interval) // more failed checks: still one Warn line
+
+	lis, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = kserve.NewServer(first, "test")
+	go srv.Serve(lis)
+	await(true)
+	time.Sleep(3 * interval)
+
+	out := logs.String()
+	if n := strings.Count(out, "level=WARN msg=\"remote model not ready\""); n != 1 {
+		t.Errorf("%d Warn lines for the endpoint going down, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "level=INFO msg=\"remote model ready again\""); n != 1 {
+		t.Errorf("%d Info lines for the endpoint coming back, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, "address="+addr) || !strings.Contains(out, "model=cxr-triage@") {
+		t.Errorf("transition lines name neither model nor address:\n%s", out)
+	}
+
+	// Close stops the checks: the gauge is gone and, the endpoint going
+	// away again, nothing more is logged.
+	closed = true
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "radgate_model_remote_up"); err != nil || n != 0 {
+		t.Errorf("after Close, %d radgate_model_remote_up series (%v); want none", n, err)
+	}
+	srv.Stop()
+	before := logs.String()
+	time.Sleep(4 * interval)
+	if after := logs.String(); after != before {
+		t.Errorf("logged after Close:\n%s", after[len(before):])
+	}
+}
+
+// remoteUp reads a model's radgate_model_remote_up.
+func remoteUp(t *testing.T, reg *prometheus.Registry, model string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "radgate_model_remote_up" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "model" && lp.GetValue() == model {
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// lockedBuffer is a log sink safe to read while the engine writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

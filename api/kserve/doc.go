@@ -23,6 +23,10 @@
 //     run's business), FP32 [N, labels], in raw_output_contents.
 //   - Priority: request parameter "priority", a string (low, routine,
 //     high, stat, any case) or Triton's int64 (1 highest … 0 default).
+//   - Readiness: ModelReady is false for a model that is not loaded (not
+//     NotFound), and for a loaded remote model (one this radgate serves
+//     from another KServe v2 endpoint) while that endpoint fails its
+//     periodic health check; requests to it are still tried.
 //   - Errors: unknown model → NotFound, bad tensors → InvalidArgument,
 //     queue full → ResourceExhausted, deadline → DeadlineExceeded.
 //

@@ -85,11 +85,17 @@ func (s *Service) ServerReady(context.Context, *inferencev2.ServerReadyRequest) 
 
 // ModelReady answers false, not NotFound, for a model that is not loaded:
 // not ready is the answer to the question asked (Triton does the same).
+// A loaded model is ready as its Health says: always in process, and for
+// a remote model as long as its endpoint answered the last periodic
+// check ready.
 func (s *Service) ModelReady(_ context.Context, r *inferencev2.ModelReadyRequest) (*inferencev2.ModelReadyResponse, error) {
 	if r.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "model name is empty")
 	}
-	_, ok := s.eng.Lookup(ref(r.GetName(), r.GetVersion()))
+	l, ok := s.eng.Lookup(ref(r.GetName(), r.GetVersion()))
+	if ok {
+		ok, _ = l.Health()
+	}
 	return &inferencev2.ModelReadyResponse{Ready: ok}, nil
 }
 
