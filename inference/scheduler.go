@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -126,6 +127,33 @@ type queue struct {
 	gap         time.Duration
 	removed     bool
 	idle        chan struct{} // closed when removed and the last batch ends
+	stats       Stats
+}
+
+// Stats is a model's cumulative statistics since it was loaded, counted
+// as Triton's ModelStatistics counts them: Success and Fail per request
+// (enqueue to answer), Queue and Compute per request that ran, Batches
+// per batch size and execution.
+type Stats struct {
+	LastInference time.Time // the end of the last batch
+	Items         uint64    // batch entries inferred
+	Executions    uint64    // batches run
+	Success       StatDuration
+	Fail          StatDuration // failed requests, refused ones included (with no time)
+	Queue         StatDuration
+	Compute       StatDuration
+	Batches       map[int]StatDuration // by batch size: compute per execution
+}
+
+// StatDuration is a count and the total time of what it counts.
+type StatDuration struct {
+	Count uint64
+	Total time.Duration
+}
+
+func (d *StatDuration) add(t time.Duration) {
+	d.Count++
+	d.Total += t
 }
 
 type pending struct {
@@ -171,7 +199,8 @@ func (s *Scheduler) Add(id string, backend Backend, p Policy) error {
 }
 
 // Remove unloads a model: its waiting requests fail with ErrNoModel, the
-// batches running finish, then its backend is closed.
+// batches running finish, then its backend is closed. When ctx ends first
+// Remove returns its error, and the backend is closed once they finish.
 func (s *Scheduler) Remove(ctx context.Context, id string) error {
 	s.mu.Lock()
 	q, ok := s.models[id]
@@ -189,9 +218,28 @@ func (s *Scheduler) Remove(ctx context.Context, id string) error {
 	select {
 	case <-q.idle:
 	case <-ctx.Done():
+		// The batches still running finish on their own; the backend is
+		// closed after them all the same.
+		go func() {
+			<-q.idle
+			_ = q.backend.Close()
+		}()
 		return ctx.Err()
 	}
 	return q.backend.Close()
+}
+
+// Stats returns the statistics of the model loaded as id.
+func (s *Scheduler) Stats(id string) (Stats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, ok := s.models[id]
+	if !ok {
+		return Stats{}, false
+	}
+	st := q.stats
+	st.Batches = maps.Clone(q.stats.Batches)
+	return st, true
 }
 
 // Stop fails whatever is waiting, waits for running batches, and closes
@@ -245,6 +293,9 @@ func (s *Scheduler) Infer(ctx context.Context, model string, pri Priority, input
 		err = fmt.Errorf("%w: %s has %d %s items waiting", ErrQueueFull, model, q.items[pri], pri)
 	}
 	if err != nil {
+		if ok {
+			q.stats.Fail.add(0)
+		}
 		s.mu.Unlock()
 		s.metrics.rejected(model, err)
 		return nil, Timing{}, err
@@ -522,7 +573,8 @@ func (s *Scheduler) takeLocked(q *queue, now time.Time) []*pending {
 func (s *Scheduler) run(q *queue, batch []*pending) {
 	start := time.Now()
 	outputs, n, err := runBatch(q.backend, batch)
-	compute := time.Since(start)
+	end := time.Now()
+	compute := end.Sub(start)
 	s.metrics.ran(q.id, n, compute, err)
 	off := 0
 	for _, p := range batch {
@@ -535,6 +587,7 @@ func (s *Scheduler) run(q *queue, batch []*pending) {
 		off += p.n
 	}
 	s.mu.Lock()
+	q.stats.record(batch, n, start, end, err)
 	q.running--
 	s.free++
 	if q.removed && q.running == 0 {
@@ -543,6 +596,28 @@ func (s *Scheduler) run(q *queue, batch []*pending) {
 	s.notifyWorkLocked() // a slot is free: a worker may start the next batch
 	s.mu.Unlock()
 	s.batches.Done()
+}
+
+// record counts a batch of n items that ran from start to end.
+func (st *Stats) record(batch []*pending, n int, start, end time.Time, err error) {
+	st.LastInference = end
+	st.Executions++
+	st.Items += uint64(n)
+	if st.Batches == nil {
+		st.Batches = map[int]StatDuration{}
+	}
+	b := st.Batches[n]
+	b.add(end.Sub(start))
+	st.Batches[n] = b
+	for _, p := range batch {
+		st.Queue.add(start.Sub(p.enqueued))
+		st.Compute.add(end.Sub(start))
+		if err != nil {
+			st.Fail.add(end.Sub(p.enqueued))
+		} else {
+			st.Success.add(end.Sub(p.enqueued))
+		}
+	}
 }
 
 func runBatch(b Backend, batch []*pending) ([]Tensor, int, error) {

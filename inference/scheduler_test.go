@@ -137,6 +137,26 @@ func TestDynamicBatching(t *testing.T) {
 	if d := cmp.Diff(want, r.got()); d != "" {
 		t.Errorf("batches (-want +got):\n%s", d)
 	}
+
+	// The statistics count the same: 10 requests in 4 batches.
+	st, ok := s.Stats("m")
+	if !ok {
+		t.Fatal("no statistics for m")
+	}
+	if st.Items != 10 || st.Executions != 4 || st.Success.Count != 10 || st.Queue.Count != 10 ||
+		st.Compute.Count != 10 || st.Fail.Count != 0 || st.LastInference.IsZero() {
+		t.Errorf("statistics %+v: want 10 items, 4 executions, 10 successes", st)
+	}
+	if st.Batches[1].Count != 2 || st.Batches[4].Count != 2 || len(st.Batches) != 2 {
+		t.Errorf("batch statistics %v: want 2 of size 1, 2 of size 4", st.Batches)
+	}
+	// The routine requests waited for the STAT one: queue time is there.
+	if st.Queue.Total <= 0 || st.Success.Total < st.Queue.Total {
+		t.Errorf("queue %v, success %v: want 0 < queue ≤ success", st.Queue.Total, st.Success.Total)
+	}
+	if _, ok := s.Stats("x"); ok {
+		t.Error("statistics for a model never added")
+	}
 }
 
 func TestStatOvertakesQueuedRoutine(t *testing.T) {
@@ -274,6 +294,10 @@ func TestRejects(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
+	// Of these only the batch too large reached m's queue: a failure.
+	if st, _ := s.Stats("m"); st.Fail.Count != 1 || st.Success.Count != 0 || st.Executions != 0 {
+		t.Errorf("statistics %+v: want 1 failure, nothing run", st)
+	}
 }
 
 func TestRemoveAndStop(t *testing.T) {
@@ -324,5 +348,44 @@ func TestParsePriority(t *testing.T) {
 	}
 	if _, err := ParsePriority("urgent"); err == nil {
 		t.Error("unknown priority accepted")
+	}
+}
+
+// A Remove that gives up waiting for a running batch still closes the
+// backend once the batch ends (else a remote model's connection leaks).
+func TestRemoveGivingUpStillCloses(t *testing.T) {
+	r := newRecorder(true)
+	s := NewScheduler(1, nil)
+	defer s.Stop()
+	s.Add("m", r, Policy{MaxBatch: 1, MaxQueue: 10})
+	running := submit(t.Context(), s, "m", Routine, 1)
+	<-r.entered
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.Remove(ctx, "m"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Remove with an ended context: %v", err)
+	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		t.Fatal("backend closed while its batch runs")
+	}
+	close(r.gate)
+	if a := <-running; a.err != nil {
+		t.Errorf("running batch: %v", a.err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("backend never closed after its batch ended")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
