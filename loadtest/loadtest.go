@@ -115,6 +115,8 @@ type Step struct {
 	// Latency of the successful requests. In open loop it is measured
 	// from the scheduled send time, so a sender held back still counts.
 	Latency Latency `json:"latency_ms"`
+	// Histogram of the same latencies (not a CSV column).
+	Histogram []Bucket `json:"histogram"`
 }
 
 // Load is the step's load level as the table and progress print it.
@@ -294,7 +296,8 @@ func finish(st Step, batch int, start time.Time, rec *recorder) Step {
 	if w := rec.lastSend.Sub(rec.firstSend).Seconds(); st.Requests > 1 && w > 0 {
 		st.AchievedRate = float64(st.Requests-1) / w
 	}
-	st.Latency = summarise(rec.ok)
+	st.Latency = summarise(rec.ok) // sorts rec.ok
+	st.Histogram = histogram(rec.ok)
 	return st
 }
 

@@ -47,6 +47,33 @@ func TestBenchPercentiles(t *testing.T) {
 	}
 }
 
+func TestBenchHistogram(t *testing.T) {
+	d := func(msecs ...float64) []time.Duration {
+		out := make([]time.Duration, len(msecs))
+		for i, m := range msecs {
+			out[i] = time.Duration(m * float64(time.Millisecond))
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		samples []time.Duration
+		want    []Bucket
+	}{
+		{"none", nil, nil},
+		{"one", d(3), []Bucket{{5, 1}}},
+		// From the fastest's bucket to the slowest's, empty ones kept;
+		// a sample on a bound belongs to that bound's bucket.
+		{"spread", d(0.9, 1, 1.5, 2, 4, 30, 30), []Bucket{{1, 2}, {2, 2}, {5, 1}, {10, 0}, {20, 0}, {50, 2}}},
+		{"beyond 5000 s", d(4e6, 6e6), []Bucket{{5e6, 1}, {6e6, 1}}},
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(tc.want, histogram(tc.samples)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
 // fake answers after a fixed time; every failEvery-th call fails.
 type fake struct {
 	delay     time.Duration

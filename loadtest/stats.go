@@ -39,6 +39,43 @@ func summarise(samples []time.Duration) Latency {
 	}
 }
 
+// Bucket is one bin of a latency histogram: the requests that took at
+// most LE milliseconds and more than the previous bucket's LE.
+type Bucket struct {
+	LE    float64 `json:"le_ms"`
+	Count int     `json:"count"`
+}
+
+// histogram bins sorted (ascending) into buckets bounded 1, 2, 5 × 10^k
+// ms, from the bucket of the fastest sample to that of the slowest; the
+// buckets between them are kept when empty, so the shape reads as is.
+func histogram(sorted []time.Duration) []Bucket {
+	if len(sorted) == 0 {
+		return nil
+	}
+	var out []Bucket
+	i := 0
+	for k := -2; k <= 6 && i < len(sorted); k++ {
+		for _, m := range []float64{1, 2, 5} {
+			le := m * math.Pow(10, float64(k))
+			n := 0
+			for i < len(sorted) && ms(sorted[i]) <= le {
+				i, n = i+1, n+1
+			}
+			if n > 0 || len(out) > 0 {
+				out = append(out, Bucket{LE: le, Count: n})
+			}
+			if i == len(sorted) {
+				break
+			}
+		}
+	}
+	if i < len(sorted) { // slower than 5000 s: one last bucket, to the slowest
+		out = append(out, Bucket{LE: ms(sorted[len(sorted)-1]), Count: len(sorted) - i})
+	}
+	return out
+}
+
 // percentile is the nearest-rank p-th percentile of sorted (non-empty):
 // the smallest sample with at least p% of the samples at or below it.
 func percentile(sorted []time.Duration, p float64) time.Duration {
