@@ -868,3 +868,27 @@ func (l *uidLocks) lock(uid string) (unlock func()) {
 		l.mu.Unlock()
 	}
 }
+
+// Describe reads a DICOM Part 10 file, without storing it, into the
+// record Ingest would index for it (no blob, size or digest): for work on
+// instances that are not kept, such as a study sent only to be analysed.
+// The meta must agree with the data set, as for Ingest.
+func Describe(part10 io.Reader) (Instance, error) {
+	meta, data, err := dcm.OpenPart10(part10)
+	if err != nil {
+		return Instance{}, err
+	}
+	ts, ok := dcm.LookupTransferSyntax(meta.TransferSyntaxUID)
+	if !ok {
+		return Instance{}, fmt.Errorf("%w: %q", ErrUnknownTransferSyntax, meta.TransferSyntaxUID)
+	}
+	attrs, err := dcm.ScanDataset(data, ts, scanTags)
+	if err != nil {
+		return Instance{}, fmt.Errorf("%w: %w", ErrInvalidDataset, err)
+	}
+	in := Incoming{SOPClassUID: meta.MediaStorageSOPClassUID, SOPInstanceUID: meta.MediaStorageSOPInstanceUID, TransferSyntaxUID: ts.UID}
+	if err := checkUIDs(in, attrs); err != nil {
+		return Instance{}, err
+	}
+	return instanceOf(attrs, in, ts.UID), nil
+}

@@ -733,3 +733,29 @@ func TestReplayRebuildsLostIndex(t *testing.T) {
 		t.Errorf("MaxSeq %d, want %d", next, len(sent))
 	}
 }
+
+func TestDescribe(t *testing.T) {
+	d := ds{sop: "1.2.826.0.1.3680043.10.999.1.1.7"}
+	part10 := func(sop string) []byte {
+		var b bytes.Buffer
+		if err := dcm.WriteFileMeta(&b, dcm.FileMeta{MediaStorageSOPClassUID: ctImageStorage, MediaStorageSOPInstanceUID: sop,
+			TransferSyntaxUID: dcm.ExplicitVRLittleEndian}); err != nil {
+			t.Fatal(err)
+		}
+		b.Write(d.bytes())
+		return b.Bytes()
+	}
+	got, err := Describe(bytes.NewReader(part10(d.sop)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(d.want(), got); diff != "" {
+		t.Errorf("Describe (-want +got):\n%s", diff)
+	}
+	if _, err := Describe(bytes.NewReader(part10("1.2.3.4"))); !errors.Is(err, ErrInvalidDataset) {
+		t.Errorf("meta naming another instance: %v, want ErrInvalidDataset", err)
+	}
+	if _, err := Describe(strings.NewReader("not DICOM at all, not even close to it")); !errors.Is(err, dcm.ErrNotDICOM) {
+		t.Errorf("text: %v, want dcm.ErrNotDICOM", err)
+	}
+}
