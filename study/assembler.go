@@ -172,43 +172,12 @@ func (a *Assembler) evaluate(ctx context.Context, p store.StudyActivity, now tim
 	if err != nil {
 		return err
 	}
-	series := groupSeries(ins)
-	type routed struct {
-		rule   *Rule
-		series []*Series
-	}
-	var (
-		byRule  []*routed
-		reasons []string
-		quiet   time.Duration
-	)
-	for i := range series {
-		s := &series[i]
-		var why []string
-		var hit *Rule
-		for k := range a.cfg.Rules {
-			r := &a.cfg.Rules[k]
-			ok, reason := r.Matches(s)
-			if ok {
-				hit = r
-				break
-			}
-			why = append(why, r.Name+": "+reason)
-		}
-		if hit == nil {
-			reasons = append(reasons, "series "+dcm.UIDRef(s.UID)+" ("+s.Modality+") matched no route: "+strings.Join(why, "; "))
-			continue
-		}
-		quiet = max(quiet, cmpOr(hit.Quiet, a.cfg.Quiet))
-		found := false
-		for _, br := range byRule {
-			if br.rule == hit {
-				br.series, found = append(br.series, s), true
-			}
-		}
-		if !found {
-			byRule = append(byRule, &routed{rule: hit, series: []*Series{s}})
-		}
+	byRule, reasons := Route(a.cfg.Rules, ins)
+	var quiet time.Duration
+	nSeries := len(reasons)
+	for _, br := range byRule {
+		quiet = max(quiet, cmpOr(br.Rule.Quiet, a.cfg.Quiet))
+		nSeries += len(br.Series)
 	}
 	if quiet == 0 {
 		quiet = a.cfg.Quiet
@@ -221,26 +190,26 @@ func (a *Assembler) evaluate(ctx context.Context, p store.StudyActivity, now tim
 	var jobs []store.NewJob
 	var names []string
 	for _, br := range byRule {
-		uids := make([]string, len(br.series))
+		uids := make([]string, len(br.Series))
 		h := sha256.New()
-		for i, s := range br.series {
+		for i, s := range br.Series {
 			uids[i] = s.UID
 			for _, in := range s.Instances {
 				fmt.Fprintf(h, "%s/%s\n", in.SOPInstanceUID, in.SHA256)
 			}
 		}
 		digest := hex.EncodeToString(h.Sum(nil))
-		dests := br.rule.Destinations
+		dests := br.Rule.Destinations
 		if dests == nil {
 			dests = a.cfg.Destinations
 		}
-		for _, model := range br.rule.Models {
+		for _, model := range br.Rule.Models {
 			jobs = append(jobs, store.NewJob{
-				Model: model, Route: br.rule.Name, Priority: int(br.rule.Priority), Series: uids,
+				Model: model, Route: br.Rule.Name, Priority: int(br.Rule.Priority), Series: uids,
 				Destinations: dests, Digest: digest, ReadyAt: p.LastReceivedAt,
 			})
 		}
-		names = append(names, br.rule.Name)
+		names = append(names, br.Rule.Name)
 	}
 	outcome := "routed: " + strings.Join(names, ", ")
 	if len(byRule) == 0 {
@@ -269,7 +238,7 @@ func (a *Assembler) evaluate(ctx context.Context, p store.StudyActivity, now tim
 	}
 	a.m.evaluations.WithLabelValues(result).Inc()
 	a.latency.Observe(stage.Complete, "", p.LastReceivedAt)
-	attrs := []any{"study", dcm.UIDRef(p.StudyInstanceUID), "series", len(series), "instances", len(ins),
+	attrs := []any{"study", dcm.UIDRef(p.StudyInstanceUID), "series", nSeries, "instances", len(ins),
 		"outcome", result, "by_release", hinted}
 	if result == "unmatched" {
 		a.log.Info("study: complete; no route matched, recorded and not run", append(attrs, "why", outcome)...)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/radgate/radgate/config"
+	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/store"
 )
@@ -125,18 +126,60 @@ type Series struct {
 	Instances   []store.Instance
 }
 
-// groupSeries splits a study's instances by series (StudyInstances orders
-// them by series).
+// groupSeries splits a study's instances by series, the series in the
+// order of their first instance, each series' instances in their order.
 func groupSeries(ins []store.Instance) []Series {
 	var out []Series
+	at := map[string]int{}
 	for _, in := range ins {
-		if n := len(out); n == 0 || out[n-1].UID != in.SeriesInstanceUID {
+		i, ok := at[in.SeriesInstanceUID]
+		if !ok {
+			i = len(out)
+			at[in.SeriesInstanceUID] = i
 			out = append(out, Series{UID: in.SeriesInstanceUID, Modality: in.Modality, BodyPart: in.BodyPartExamined, Description: in.SeriesDescription})
 		}
-		s := &out[len(out)-1]
-		s.Instances = append(s.Instances, in)
+		out[i].Instances = append(out[i].Instances, in)
 	}
 	return out
+}
+
+// Routed is one rule's share of a study: the series it took.
+type Routed struct {
+	Rule   *Rule
+	Series []*Series
+}
+
+// Route gives each series of a study's instances to the first rule that
+// takes it. It returns the rules that took any, in the order they first
+// did, and for each series none took a line saying why (no patient data:
+// the series UID is hashed).
+func Route(rules []Rule, ins []store.Instance) (routed []Routed, unrouted []string) {
+	series := groupSeries(ins)
+	for i := range series {
+		s := &series[i]
+		var why []string
+		var hit *Rule
+		for k := range rules {
+			r := &rules[k]
+			ok, reason := r.Matches(s)
+			if ok {
+				hit = r
+				break
+			}
+			why = append(why, r.Name+": "+reason)
+		}
+		if hit == nil {
+			unrouted = append(unrouted, "series "+dcm.UIDRef(s.UID)+" ("+s.Modality+") matched no route: "+strings.Join(why, "; "))
+			continue
+		}
+		k := slices.IndexFunc(routed, func(r Routed) bool { return r.Rule == hit })
+		if k < 0 {
+			k = len(routed)
+			routed = append(routed, Routed{Rule: hit})
+		}
+		routed[k].Series = append(routed[k].Series, s)
+	}
+	return routed, unrouted
 }
 
 // Matches reports whether the rule takes the series, and if not, why
