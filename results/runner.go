@@ -228,16 +228,70 @@ func (r *Runner) process(ctx context.Context, j store.Job) (*Result, []store.New
 			ins = append(ins, in)
 		}
 	}
-	if len(ins) == 0 {
+	a := Analyzer{Engine: r.engine, Equipment: r.cfg.Equipment}
+	res, docs, err := a.Analyze(ctx, l, Input{
+		Instances: ins, Priority: inference.Priority(j.Priority), Revision: j.Revision, Time: j.CreatedAt,
+		Open: func(in store.Instance) func() (io.ReadCloser, error) {
+			return func() (io.ReadCloser, error) { return r.store.OpenBlob(ctx, in.BlobKey) }
+		},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []store.NewDelivery
+	if r.cfg.Notify != nil {
+		if out, err = r.cfg.Notify(ctx, j, ins, res.Result, l); err != nil {
+			return nil, nil, fmt.Errorf("results: notification: %w", err)
+		}
+	}
+	for _, d := range docs {
+		for _, dest := range j.Destinations {
+			out = append(out, store.NewDelivery{Destination: dest, Kind: d.Kind, ObjectUID: d.SOPInstanceUID,
+				SOPClassUID: d.SOPClassUID, Payload: d.Data, ReadyAt: j.ReadyAt})
+		}
+	}
+	return res, out, nil
+}
+
+// Analyzer runs a model over instances and writes what its result makes:
+// the TID 1500 SR and, for a positive series with key slices, the KOS.
+// The Runner uses one per job; it also serves instances that are never
+// stored (the gRPC API's InferStudy).
+type Analyzer struct {
+	Engine    *inference.Engine
+	Equipment sr.Equipment // radgate itself, in every SR
+}
+
+// Input is one unit of work for Analyze.
+type Input struct {
+	Instances []store.Instance
+	// Open reads an instance's Part 10 file.
+	Open     func(store.Instance) func() (io.ReadCloser, error)
+	Priority inference.Priority
+	// Revision and Time go into the SR (its UIDs depend on the revision).
+	Revision int
+	Time     time.Time
+}
+
+// Document is an SR or KOS Analyze wrote; Kind is "sr" or "kos".
+type Document struct {
+	Kind string
+	sr.Document
+}
+
+// Analyze runs l over in's instances and writes the documents of its
+// result; it keeps nothing.
+func (a Analyzer) Analyze(ctx context.Context, l *inference.Loaded, in Input) (*Result, []Document, error) {
+	if len(in.Instances) == 0 {
 		return nil, nil, ErrNoInstances
 	}
-	byUID := make(map[string]store.Instance, len(ins))
-	sources := make([]inference.Source, len(ins))
-	for i, in := range ins {
-		byUID[in.SOPInstanceUID] = in
-		sources[i] = inference.Source{Name: dcm.UIDRef(in.SOPInstanceUID), Open: r.opener(ctx, in.BlobKey)}
+	byUID := make(map[string]store.Instance, len(in.Instances))
+	sources := make([]inference.Source, len(in.Instances))
+	for i, ins := range in.Instances {
+		byUID[ins.SOPInstanceUID] = ins
+		sources[i] = inference.Source{Name: dcm.UIDRef(ins.SOPInstanceUID), Open: in.Open(ins)}
 	}
-	ires, err := r.engine.Run(ctx, l.ID(), inference.Priority(j.Priority), sources)
+	ires, err := a.Engine.Run(ctx, l.ID(), in.Priority, sources)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -249,19 +303,19 @@ func (r *Runner) process(ctx context.Context, j store.Job) (*Result, []store.New
 		failed[e.Source] = true
 	}
 	var evidence []sr.ImageRef
-	for _, in := range ins {
-		if !failed[dcm.UIDRef(in.SOPInstanceUID)] {
-			evidence = append(evidence, imageRef(in, 0))
+	for _, ins := range in.Instances {
+		if !failed[dcm.UIDRef(ins.SOPInstanceUID)] {
+			evidence = append(evidence, imageRef(ins, 0))
 		}
 	}
 	first := byUID[evidence[0].SOPInstanceUID]
 	rep := sr.Report{
 		Algorithm: sr.Algorithm{Name: l.Name, Version: l.Version, Manufacturer: l.Manufacturer, SHA256: l.SHA256, TrainedOnPhantoms: l.TrainedOnPhantoms},
-		Equipment: r.cfg.Equipment,
+		Equipment: a.Equipment,
 		Procedure: sr.ProcedureFor(first.Modality, first.BodyPartExamined),
 		Evidence:  evidence,
-		Revision:  j.Revision,
-		Time:      j.CreatedAt,
+		Revision:  in.Revision,
+		Time:      in.Time,
 	}
 	for _, f := range ires.Findings {
 		sf := sr.Finding{
@@ -275,59 +329,45 @@ func (r *Runner) process(ctx context.Context, j store.Job) (*Result, []store.New
 		for _, k := range f.KeyFrames {
 			fr := ires.Frames[k]
 			frame := 0
-			if in := byUID[fr.SOPInstanceUID]; in.NumberOfFrames > 1 {
+			if ins := byUID[fr.SOPInstanceUID]; ins.NumberOfFrames > 1 {
 				frame = fr.Frame + 1 // PS3.3 C.10.9: frame numbers start at 1
 			}
 			sf.Images = append(sf.Images, imageRef(byUID[fr.SOPInstanceUID], frame))
 		}
 		rep.Findings = append(rep.Findings, sf)
 	}
-	docs, err := r.documents(ctx, rep, first, ires)
+	docs, err := documents(rep, in.Open(first), ires)
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []store.NewDelivery
-	if r.cfg.Notify != nil {
-		if out, err = r.cfg.Notify(ctx, j, ins, ires, l); err != nil {
-			return nil, nil, fmt.Errorf("results: notification: %w", err)
-		}
-	}
 	for _, d := range docs {
-		res.Objects = append(res.Objects, Object{Kind: d.kind, SOPClassUID: d.SOPClassUID, SOPInstanceUID: d.SOPInstanceUID, SeriesUID: d.SeriesInstanceUID})
-		for _, dest := range j.Destinations {
-			out = append(out, store.NewDelivery{Destination: dest, Kind: d.kind, ObjectUID: d.SOPInstanceUID,
-				SOPClassUID: d.SOPClassUID, Payload: d.Data, ReadyAt: j.ReadyAt})
-		}
+		res.Objects = append(res.Objects, Object{Kind: d.Kind, SOPClassUID: d.SOPClassUID, SOPInstanceUID: d.SOPInstanceUID, SeriesUID: d.SeriesInstanceUID})
 	}
-	return res, out, nil
-}
-
-type document struct {
-	kind string
-	sr.Document
+	return res, docs, nil
 }
 
 // documents writes the SR and, for a positive series with key slices, the
-// KOS of those slices.
-func (r *Runner) documents(ctx context.Context, rep sr.Report, first store.Instance, res *inference.Result) ([]document, error) {
-	write := func(kind string, w func(sr.Report) (sr.Document, error)) (document, error) {
-		rc, err := r.store.OpenBlob(ctx, first.BlobKey)
+// KOS of those slices; open reads the source instance they copy the
+// patient and study from.
+func documents(rep sr.Report, open func() (io.ReadCloser, error), res *inference.Result) ([]Document, error) {
+	write := func(kind string, w func(sr.Report) (sr.Document, error)) (Document, error) {
+		rc, err := open()
 		if err != nil {
-			return document{}, err
+			return Document{}, err
 		}
 		defer rc.Close()
 		rep.Source = rc
 		d, err := w(rep)
 		if err != nil {
-			return document{}, fmt.Errorf("results: %s: %w", kind, err)
+			return Document{}, fmt.Errorf("results: %s: %w", kind, err)
 		}
-		return document{kind: kind, Document: d}, nil
+		return Document{Kind: kind, Document: d}, nil
 	}
 	srDoc, err := write("sr", sr.WriteSR)
 	if err != nil {
 		return nil, err
 	}
-	docs := []document{srDoc}
+	docs := []Document{srDoc}
 	if res.Frames != nil && slices.ContainsFunc(res.Findings, func(f inference.Finding) bool { return f.Positive && len(f.KeyFrames) > 0 }) {
 		kos, err := write("kos", sr.WriteKOS)
 		if err != nil {
@@ -340,10 +380,6 @@ func (r *Runner) documents(ctx context.Context, rep sr.Report, first store.Insta
 
 func imageRef(in store.Instance, frame int) sr.ImageRef {
 	return sr.ImageRef{SOPClassUID: in.SOPClassUID, SOPInstanceUID: in.SOPInstanceUID, SeriesInstanceUID: in.SeriesInstanceUID, Frame: frame}
-}
-
-func (r *Runner) opener(ctx context.Context, key string) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) { return r.store.OpenBlob(ctx, key) }
 }
 
 type metrics struct {
