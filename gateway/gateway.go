@@ -33,6 +33,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/radgate/radgate/api/kserve"
+	radgateapi "github.com/radgate/radgate/api/radgate"
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/delivery"
 	"github.com/radgate/radgate/dicomweb"
@@ -182,7 +183,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		g.closeAll()
 		return nil, err
 	}
-	g.grpc = kserve.NewServer(g.engine, version, gopts...)
+	g.grpc = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(kserve.MaxRecvMsgSize)}, gopts...)...)
+	kserve.Register(g.grpc, g.engine, version)
+	radgateapi.Register(g.grpc, g.engine, radgateapi.Config{Rules: g.rules, Equipment: g.equipment(), Store: st})
+	kserve.AddHealthAndReflection(g.grpc)
 	g.http = &http.Server{
 		Handler:           g.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -240,7 +244,7 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 	dcfg := delivery.Config{
 		CallingAE: cfg.AETitle, MaxAttempts: cfg.DeliveryMaxAttempts, Backoff: cfg.DeliveryBackoff, BackoffMax: cfg.DeliveryBackoffMax,
 	}
-	rcfg := results.Config{Workers: cfg.JobWorkers, Equipment: sr.Equipment{Manufacturer: "radgate", SoftwareVersion: g.version}}
+	rcfg := results.Config{Workers: cfg.JobWorkers, Equipment: g.equipment()}
 	scfg := study.Config{Rules: rules, Quiet: cfg.StudyQuiet, ReleaseQuiet: cfg.StudyReleaseQuiet, Destinations: cfg.ResultsTo}
 	if ehr != nil {
 		dcfg.Senders = map[string]delivery.Sender{ehr.dest: ehr.client.Sender()}
@@ -254,6 +258,11 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 	}
 	g.assembler, err = study.New(work, scfg, g.log, g.reg, latency, g.runner.Notify)
 	return err
+}
+
+// equipment is radgate itself, as every SR names it.
+func (g *Gateway) equipment() sr.Equipment {
+	return sr.Equipment{Manufacturer: "radgate", SoftwareVersion: g.version}
 }
 
 // DIMSEAddr, HTTPAddr and GRPCAddr are the bound listen addresses.
@@ -300,7 +309,7 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	if c.GRPCToken != "" {
 		grpcSec += ", bearer token"
 	}
-	fmt.Fprintf(&b, "  gRPC        %s  (KServe v2 inference.GRPCInferenceService, health, reflection; %s)\n", g.GRPCAddr(), grpcSec)
+	fmt.Fprintf(&b, "  gRPC        %s  (KServe v2 %s, %s, health, reflection; %s)\n", g.GRPCAddr(), kserve.ServiceName, radgateapi.ServiceName, grpcSec)
 	fmt.Fprintf(&b, "  HTTP        %s  (DICOMweb %s: STOW-RS, QIDO-RS, WADO-RS; /healthz /readyz /metrics)\n", g.HTTPAddr(), dicomweb.Prefix)
 	n, _ := g.store.CountInstances(ctx)
 	fmt.Fprintf(&b, "  data        %s  (%d instances; refuse below %d bytes free)\n", c.DataDir, n, c.MinFreeDisk)

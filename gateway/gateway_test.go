@@ -30,6 +30,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	inferencev2 "github.com/radgate/radgate/api/kserve/v2"
+	radgateapi "github.com/radgate/radgate/api/radgate"
+	radgatev1 "github.com/radgate/radgate/api/radgate/v1"
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/dimse"
@@ -344,6 +346,17 @@ func TestGRPCTLSAndToken(t *testing.T) {
 	}
 	if r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health without a token: %v, %v", r, err)
+	}
+	// radgate.v1.Gateway is on the same server, behind the same hooks.
+	gw := radgatev1.NewGatewayClient(conn)
+	if _, err := gw.ListModels(ctx, &radgatev1.ListModelsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Gateway without a token: %v; want Unauthenticated", err)
+	}
+	if r, err := gw.ListModels(good, &radgatev1.ListModelsRequest{}); err != nil || len(r.Models) == 0 {
+		t.Errorf("Gateway with the token: %v, %v", r, err)
+	}
+	if r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: radgateapi.ServiceName}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health of %s: %v, %v", radgateapi.ServiceName, r, err)
 	}
 	plain, err := grpc.NewClient(g.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -1,9 +1,10 @@
 #!/bin/sh
 # gen-proto.sh — regenerate the Go code of radgate's protobuf APIs.
 #
-# Today: the KServe v2 predict protocol (api/kserve/v2/grpc_predict_v2.proto,
+# The KServe v2 predict protocol (api/kserve/v2/grpc_predict_v2.proto,
 # copied from github.com/kserve/kserve@v0.15.0; see api/README.md) into
-# api/kserve/v2/*.pb.go.
+# api/kserve/v2/*.pb.go, and radgate's own API (api/radgate/v1/
+# gateway.proto) into api/radgate/v1/*.pb.go.
 #
 # The output carries the versions of its generators in its header, so every
 # one is pinned: protoc is Debian's protobuf-compiler (3.21.12 in bookworm
@@ -57,16 +58,22 @@ tool "$PROTOC_GEN_GO"
 tool "$PROTOC_GEN_GO_GRPC"
 [ "$mode" = -tools ] && exit 0
 
+# APIS: each API's folder and proto file.
+APIS="api/kserve/v2:grpc_predict_v2.proto api/radgate/v1:gateway.proto"
+
 # gen OUTDIR: generate every API into OUTDIR (the repository root or a copy
 # of its layout).
 gen() {
-	mkdir -p "$1/api/kserve/v2"
-	# --proto_path is the proto's folder so that the header's "source:"
-	# line does not depend on where the repository is checked out.
-	PATH="$tools:$PATH" protoc --proto_path=api/kserve/v2 \
-		--go_out="$1/api/kserve/v2" --go_opt=paths=source_relative \
-		--go-grpc_out="$1/api/kserve/v2" --go-grpc_opt=paths=source_relative \
-		grpc_predict_v2.proto
+	for api in $APIS; do
+		dir=${api%%:*}
+		mkdir -p "$1/$dir"
+		# --proto_path is the proto's folder so that the header's "source:"
+		# line does not depend on where the repository is checked out.
+		PATH="$tools:$PATH" protoc --proto_path="$dir" \
+			--go_out="$1/$dir" --go_opt=paths=source_relative \
+			--go-grpc_out="$1/$dir" --go-grpc_opt=paths=source_relative \
+			"${api#*:}"
+	done
 }
 
 case "$mode" in
@@ -77,10 +84,13 @@ case "$mode" in
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
 	gen "$tmp"
-	if ! diff -r -x '*.proto' -x doc.go "$tmp/api/kserve/v2" "$root/api/kserve/v2" >&2; then
-		echo "gen-proto: generated code differs from api/kserve/v2: run make generate and commit it" >&2
-		exit 1
-	fi
+	for api in $APIS; do
+		dir=${api%%:*}
+		if ! diff -r -x '*.proto' -x doc.go "$tmp/$dir" "$root/$dir" >&2; then
+			echo "gen-proto: generated code differs from $dir: run make generate and commit it" >&2
+			exit 1
+		fi
+	done
 	;;
 *)
 	echo "usage: $0 [-check|-tools]" >&2

@@ -31,5 +31,6 @@
 //     queue full → ResourceExhausted, deadline → DeadlineExceeded.
 //
 // The protocol's Repository and ModelStatistics extensions are not in the
-// KServe v0.15 proto and are not served.
+// KServe v0.15 proto; the statistics are served, with Triton's message
+// shapes, by radgate.v1.Gateway's ModelStatistics (package api/radgate).
 package kserve

@@ -5,36 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/radgate/radgate/internal/peertest"
 )
-
-// goTool finds a Go-built peer (scripts/test-deps.sh installs them into
-// bin/tools); missing, it skips t (fails under RADGATE_REQUIRE_PEERS=1).
-func goTool(t *testing.T, name string) string {
-	t.Helper()
-	peertest.Require(t, name)
-	p, err := peertest.Tool(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func run(t *testing.T, stdin []byte, name string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), name, args...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
-	}
-	return out
-}
 
 // inferJSON is a ModelInfer request in protobuf JSON, raw contents base64.
 func inferJSON(t *testing.T, f *fixture, model string) []byte {
@@ -53,12 +28,12 @@ func inferJSON(t *testing.T, f *fixture, model string) []byte {
 }
 
 func TestGrpcurl(t *testing.T) {
-	grpcurl := goTool(t, "grpcurl")
+	grpcurl := peertest.RequireTool(t, "grpcurl")
 	f := serve(t)
-	if out := run(t, nil, grpcurl, "-plaintext", f.addr, "list"); !bytes.Contains(out, []byte(ServiceName+"\n")) {
+	if out := peertest.Run(t, nil, grpcurl, "-plaintext", f.addr, "list"); !bytes.Contains(out, []byte(ServiceName+"\n")) {
 		t.Fatalf("grpcurl list:\n%s", out)
 	}
-	out := run(t, nil, grpcurl, "-plaintext", "-d", `{"name":"cxr-triage"}`, f.addr, ServiceName+"/ModelMetadata")
+	out := peertest.Run(t, nil, grpcurl, "-plaintext", "-d", `{"name":"cxr-triage"}`, f.addr, ServiceName+"/ModelMetadata")
 	var md struct {
 		Name, Platform string
 		Inputs         []struct{ Name, Datatype string }
@@ -68,7 +43,7 @@ func TestGrpcurl(t *testing.T) {
 	}
 	// The body goes on stdin: a radiograph in base64 is over the 128 KiB
 	// a single command-line argument may hold.
-	out = run(t, inferJSON(t, f, "cxr-triage"), grpcurl, "-plaintext", "-d", "@", f.addr, ServiceName+"/ModelInfer")
+	out = peertest.Run(t, inferJSON(t, f, "cxr-triage"), grpcurl, "-plaintext", "-d", "@", f.addr, ServiceName+"/ModelInfer")
 	var resp struct {
 		ModelName         string   `json:"modelName"`
 		RawOutputContents []string `json:"rawOutputContents"`
@@ -84,14 +59,14 @@ func TestGrpcurl(t *testing.T) {
 // TestGhz: ghz (through server reflection) at concurrency 1, 4 and 16, no
 // errors. Not a timed assertion: ghz's figures are only logged.
 func TestGhz(t *testing.T) {
-	ghz := goTool(t, "ghz")
+	ghz := peertest.RequireTool(t, "ghz")
 	f := serve(t)
 	data := filepath.Join(t.TempDir(), "infer.json")
 	if err := os.WriteFile(data, inferJSON(t, f, "ct-ich"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []string{"1", "4", "16"} {
-		out := run(t, nil, ghz, "--insecure", "--call", ServiceName+"/ModelInfer", "-D", data, "-n", "50", "-c", c, "--format", "json", f.addr)
+		out := peertest.Run(t, nil, ghz, "--insecure", "--call", ServiceName+"/ModelInfer", "-D", data, "-n", "50", "-c", c, "--format", "json", f.addr)
 		var rep struct {
 			Count             int
 			Average           float64

@@ -58,19 +58,28 @@ func Register(s *grpc.Server, eng *inference.Engine, version string) {
 	inferencev2.RegisterGRPCInferenceServiceServer(s, NewService(eng, version))
 }
 
-// NewServer returns a gRPC server with the v2 service, gRPC health
-// (grpc.health.v1, SERVING for "" and the v2 service) and server
-// reflection (so grpcurl needs no proto file). opts come after radgate's
+// NewServer returns a gRPC server with the v2 service, gRPC health and
+// server reflection (AddHealthAndReflection). opts come after radgate's
 // own (MaxRecvMsgSize), so a caller's win.
 func NewServer(eng *inference.Engine, version string, opts ...grpc.ServerOption) *grpc.Server {
 	s := grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(MaxRecvMsgSize)}, opts...)...)
 	Register(s, eng, version)
+	AddHealthAndReflection(s)
+	return s
+}
+
+// AddHealthAndReflection registers gRPC health (grpc.health.v1, SERVING
+// for "" and for every service registered on s so far) and server
+// reflection (so grpcurl needs no proto file): the last registration on a
+// server.
+func AddHealthAndReflection(s *grpc.Server) {
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_SERVING)
+	for name := range s.GetServiceInfo() {
+		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
 	healthpb.RegisterHealthServer(s, hs)
 	reflection.Register(s)
-	return s
 }
 
 // ServerLive: the process answers, so it is live.
@@ -158,7 +167,7 @@ func (s *Service) ModelInfer(ctx context.Context, r *inferencev2.ModelInferReque
 	}
 	out, timing, err := s.infer(ctx, l, pri, in)
 	if err != nil {
-		return nil, statusOf(err)
+		return nil, Status(err)
 	}
 	resp := &inferencev2.ModelInferResponse{
 		ModelName: l.Name, ModelVersion: l.Version, Id: r.GetId(),
@@ -294,15 +303,17 @@ func priority(params map[string]*inferencev2.InferParameter) (inference.Priority
 	return 0, status.Error(codes.InvalidArgument, "priority: want a string (low, routine, high, stat) or an int64")
 }
 
-// statusOf maps the engine's errors to gRPC codes.
-func statusOf(err error) error {
+// Status maps the engine's errors to gRPC status errors (for every API
+// over the engine).
+func Status(err error) error {
 	code := codes.Internal
 	switch {
 	case errors.Is(err, inference.ErrNoModel):
 		code = codes.NotFound
 	case errors.Is(err, inference.ErrQueueFull):
 		code = codes.ResourceExhausted
-	case errors.Is(err, inference.ErrBadRequest), errors.Is(err, inference.ErrBatchTooLarge):
+	case errors.Is(err, inference.ErrBadRequest), errors.Is(err, inference.ErrBatchTooLarge),
+		errors.Is(err, inference.ErrNothingRan):
 		code = codes.InvalidArgument
 	case errors.Is(err, inference.ErrStopped):
 		code = codes.Unavailable

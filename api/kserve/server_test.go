@@ -388,7 +388,7 @@ func TestPriority(t *testing.T) {
 	}
 }
 
-func TestStatusOf(t *testing.T) {
+func TestStatus(t *testing.T) {
 	for _, c := range []struct {
 		err  error
 		code codes.Code
@@ -397,13 +397,14 @@ func TestStatusOf(t *testing.T) {
 		{fmt.Errorf("%w: x", inference.ErrQueueFull), codes.ResourceExhausted},
 		{fmt.Errorf("%w: x", inference.ErrBadRequest), codes.InvalidArgument},
 		{fmt.Errorf("%w: x", inference.ErrBatchTooLarge), codes.InvalidArgument},
+		{fmt.Errorf("%w: x", inference.ErrNothingRan), codes.InvalidArgument},
 		{fmt.Errorf("%w: x", inference.ErrStopped), codes.Unavailable},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{context.Canceled, codes.Canceled},
 		{errors.New("ort: boom"), codes.Internal},
 	} {
-		if got := status.Code(statusOf(c.err)); got != c.code {
-			t.Errorf("statusOf(%v) = %v, want %v", c.err, got, c.code)
+		if got := status.Code(Status(c.err)); got != c.code {
+			t.Errorf("Status(%v) = %v, want %v", c.err, got, c.code)
 		}
 	}
 }

@@ -205,3 +205,27 @@ func MustFreePort(t testing.TB) int {
 	}
 	return p
 }
+
+// RequireTool is Require for one tool, then its path (Tool).
+func RequireTool(t testing.TB, name string) string {
+	t.Helper()
+	Require(t, name)
+	p, err := Tool(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Run runs a peer tool with stdin and returns its combined output,
+// failing t when it exits non-zero.
+func Run(t testing.TB, stdin []byte, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), name, args...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return out
+}
