@@ -14,6 +14,7 @@ import (
 	"github.com/suyashkumar/dicom/pkg/tag"
 
 	"github.com/radgate/radgate/dcm"
+	"github.com/radgate/radgate/internal/dicomjson"
 	"github.com/radgate/radgate/store"
 )
 
@@ -69,7 +70,7 @@ func (s *Server) retrieveMetadata(w http.ResponseWriter, r *http.Request) {
 
 // instanceMetadata parses one stored instance without its Pixel Data and
 // converts it to the JSON model.
-func (s *Server) instanceMetadata(r *http.Request, in store.Instance, base string) (Dataset, error) {
+func (s *Server) instanceMetadata(r *http.Request, in store.Instance, base string) (dicomjson.Dataset, error) {
 	rc, size, _, err := s.openDataset(r.Context(), in)
 	if err != nil {
 		return nil, err
@@ -89,24 +90,24 @@ func (s *Server) instanceMetadata(r *http.Request, in store.Instance, base strin
 // The File Meta Information and group lengths are left out. bulk is the
 // instance's bulk data URI prefix, path the tag path of the enclosing
 // item ("" at the top level; see bulkPath).
-func metadataOf(els []*dicom.Element, bulk, path string) Dataset {
-	out := Dataset{}
+func metadataOf(els []*dicom.Element, bulk, path string) dicomjson.Dataset {
+	out := dicomjson.Dataset{}
 	for _, e := range els {
 		if e.Tag.Group == tag.MetadataGroup || e.Tag.Element == 0 {
 			continue
 		}
-		p := path + Key(e.Tag.Uint32())
+		p := path + dicomjson.Key(e.Tag.Uint32())
 		if a := jsonAttribute(e, bulk, p); a != nil {
-			out[Key(e.Tag.Uint32())] = a
+			out[dicomjson.Key(e.Tag.Uint32())] = a
 		}
 	}
 	return out
 }
 
 // jsonAttribute converts one element (PS3.18 Table F.2.3-1); nil skips it.
-func jsonAttribute(e *dicom.Element, bulk, path string) *Attribute {
+func jsonAttribute(e *dicom.Element, bulk, path string) *dicomjson.Attribute {
 	vr := jsonVR(e)
-	a := &Attribute{VR: vr}
+	a := &dicomjson.Attribute{VR: vr}
 	if e.Value == nil {
 		return a
 	}
@@ -162,7 +163,7 @@ func jsonAttribute(e *dicom.Element, bulk, path string) *Attribute {
 	return a
 }
 
-// stringValue is one value of a string VR: PN as a PersonName, IS and DS
+// stringValue is one value of a string VR: PN as a dicomjson.PersonName, IS and DS
 // as numbers (when they parse), an empty value as null (F.2.5).
 func stringValue(vr, s string) any {
 	if s == "" {
@@ -179,7 +180,7 @@ func stringValue(vr, s string) any {
 		}
 		return s
 	}
-	return jsonValue(vr, s)
+	return dicomjson.Value(vr, s)
 }
 
 // jsonVR is the element's VR as JSON wants it: two letters. Implicit VR

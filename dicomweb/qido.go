@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/radgate/radgate/dcm"
+	"github.com/radgate/radgate/internal/dicomjson"
 	"github.com/radgate/radgate/store"
 )
 
@@ -114,7 +115,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, level store.Leve
 		}
 	}
 	base := baseURL(r)
-	out := make([]Dataset, 0, len(matches))
+	out := make([]dicomjson.Dataset, 0, len(matches))
 	for _, m := range matches {
 		out = append(out, sq.dataset(m, base))
 	}
@@ -279,9 +280,9 @@ func keywords(known []store.Attribute) string {
 }
 
 // dataset is one result in the DICOM JSON model (PS3.18 F.2).
-func (sq searchQuery) dataset(m store.Match, base string) Dataset {
+func (sq searchQuery) dataset(m store.Match, base string) dicomjson.Dataset {
 	cs := dcm.ParseCharset(m[dcm.SpecificCharacterSet])
-	d := Dataset{}
+	d := dicomjson.Dataset{}
 	for _, a := range sq.attrs {
 		v := m[a.Tag]
 		switch {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/radgate/radgate/internal/dicomjson"
 	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/phantom"
 )
@@ -39,7 +40,7 @@ func qidoGet(t *testing.T, ts *testServer, path string, header ...string) (*http
 }
 
 // qidoSearch runs a search that must succeed, and decodes its results.
-func qidoSearch(t *testing.T, ts *testServer, path string) []Dataset {
+func qidoSearch(t *testing.T, ts *testServer, path string) []dicomjson.Dataset {
 	t.Helper()
 	resp, body := qidoGet(t, ts, path)
 	if resp.StatusCode != http.StatusOK {
@@ -48,7 +49,7 @@ func qidoSearch(t *testing.T, ts *testServer, path string) []Dataset {
 	if ct := resp.Header.Get("Content-Type"); ct != MediaDICOMJSON {
 		t.Errorf("GET %s: Content-Type %q", path, ct)
 	}
-	var out []Dataset
+	var out []dicomjson.Dataset
 	if err := json.Unmarshal(body, &out); err != nil {
 		t.Fatalf("GET %s: %v: %s", path, err, body)
 	}
@@ -56,8 +57,8 @@ func qidoSearch(t *testing.T, ts *testServer, path string) []Dataset {
 }
 
 // first is an attribute's first value ("" when absent or empty).
-func first(d Dataset, tag uint32) any {
-	a := d[Key(tag)]
+func first(d dicomjson.Dataset, tag uint32) any {
+	a := d[dicomjson.Key(tag)]
 	if a == nil || len(a.Value) == 0 {
 		return ""
 	}
@@ -65,7 +66,7 @@ func first(d Dataset, tag uint32) any {
 }
 
 // column is the first value of tag in every result.
-func column(ds []Dataset, tag uint32) []any {
+func column(ds []dicomjson.Dataset, tag uint32) []any {
 	out := []any{}
 	for _, d := range ds {
 		out = append(out, first(d, tag))
@@ -124,7 +125,7 @@ func newQidoFixture(t *testing.T, cfg Config) qidoFixture {
 }
 
 // TestQidoStudyShape: a study result in full, CT_small's: every required
-// attribute with its VR, PN as a PersonName object, numbers as numbers,
+// attribute with its VR, PN as a dicomjson.PersonName object, numbers as numbers,
 // Retrieve URL absolute.
 func TestQidoStudyShape(t *testing.T) {
 	f := newQidoFixture(t, Config{})
@@ -133,7 +134,7 @@ func TestQidoStudyShape(t *testing.T) {
 		t.Fatalf("%d results, want 1", len(got))
 	}
 	// Values as pydicom reads CT_small.dcm.
-	want := Dataset{}
+	want := dicomjson.Dataset{}
 	want.Set(0x00080005, "CS", "ISO_IR 192") // stored ISO_IR 100, returned decoded
 	want.Set(0x00080020, "DA", "20040119")
 	want.Set(0x00080030, "TM", "072730")
@@ -152,7 +153,7 @@ func TestQidoStudyShape(t *testing.T) {
 	want.Set(0x00201208, "IS", "1")
 	// Through JSON, as a client sees it.
 	b, _ := json.Marshal(want)
-	var wantJSON Dataset
+	var wantJSON dicomjson.Dataset
 	if err := json.Unmarshal(b, &wantJSON); err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +232,7 @@ func TestQidoIncludeField(t *testing.T) {
 		if len(got) != 1 {
 			t.Fatalf("?%s: %d results", query, len(got))
 		}
-		return got[0][Key(tag)] != nil
+		return got[0][dicomjson.Key(tag)] != nil
 	}
 	for _, tc := range []struct {
 		query string
@@ -264,11 +265,11 @@ func TestQidoSeriesAndInstances(t *testing.T) {
 	if got, want := first(se[0], 0x00081190), base+"/studies/"+f.ct1+"/series/"+f.series1UID; got != want {
 		t.Errorf("series RetrieveURL = %v, want %v", got, want)
 	}
-	if se[0][Key(0x00100010)] != nil {
+	if se[0][dicomjson.Key(0x00100010)] != nil {
 		t.Error("series under a study carries the study's PatientName")
 	}
 	all := qidoSearch(t, f.ts, "/series")
-	if len(all) != 3 || all[2][Key(0x00100010)] == nil || first(all[2], 0x00201208) != 1.0 {
+	if len(all) != 3 || all[2][dicomjson.Key(0x00100010)] == nil || first(all[2], 0x00201208) != 1.0 {
 		t.Errorf("series of all studies: %d, want 3 with the study attributes: %v", len(all), all)
 	}
 	if got := qidoSearch(t, f.ts, "/series?Modality=CT&PatientID=1CT1"); len(got) != 1 || first(got[0], 0x0020000E) != ctSmallSeries {
@@ -279,7 +280,7 @@ func TestQidoSeriesAndInstances(t *testing.T) {
 	if diff := cmp.Diff([]any{1.0, 2.0, 3.0}, column(in, 0x00200013)); diff != "" {
 		t.Errorf("instance numbers (-want +got)\n%s", diff)
 	}
-	if in[0][Key(0x00080060)] != nil {
+	if in[0][dicomjson.Key(0x00080060)] != nil {
 		t.Error("instances under a series carry its Modality")
 	}
 	if got := qidoSearch(t, f.ts, "/studies/"+f.ct1+"/instances?InstanceNumber=2"); len(got) != 1 || first(got[0], 0x00080060) != "CT" {
@@ -298,7 +299,7 @@ func TestQidoSeriesAndInstances(t *testing.T) {
 			t.Errorf("CT_small instance %08X = %v, want %v", tag, got, want)
 		}
 	}
-	if vr := small[0][Key(0x00280010)].VR; vr != "US" {
+	if vr := small[0][dicomjson.Key(0x00280010)].VR; vr != "US" {
 		t.Errorf("Rows VR %q", vr)
 	}
 	if got := qidoSearch(t, f.ts, "/studies/"+f.ct2+"/series/"+f.series1UID+"/instances"); len(got) != 0 {
@@ -387,7 +388,7 @@ func TestQidoMaxResults(t *testing.T) {
 		{"?offset=2&limit=1", 1, false},
 	} {
 		resp, body := qidoGet(t, f.ts, "/studies"+tc.query)
-		var got []Dataset
+		var got []dicomjson.Dataset
 		if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("%s: %s %v", tc.query, resp.Status, err)
 		}

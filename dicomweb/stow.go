@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/radgate/radgate/dcm"
+	"github.com/radgate/radgate/internal/dicomjson"
 	"github.com/radgate/radgate/store"
 )
 
@@ -97,7 +98,7 @@ func (s *Server) stow(w http.ResponseWriter, r *http.Request) {
 			reqErr = errTooManyParts
 			break
 		}
-		res := &partResult{item: Dataset{}}
+		res := &partResult{item: dicomjson.Dataset{}}
 		results = append(results, res)
 		in, data, ok := s.preparePart(r, p, study, res)
 		if !ok {
@@ -134,7 +135,7 @@ func (s *Server) stow(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	wg.Wait()
-	var stored, failed []Dataset
+	var stored, failed []dicomjson.Dataset
 	warned := false
 	for _, res := range results {
 		switch {
@@ -151,7 +152,7 @@ func (s *Server) stow(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	parts := len(results)
-	resp := Dataset{}
+	resp := dicomjson.Dataset{}
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(reqErr, &maxErr):
@@ -195,7 +196,7 @@ const stowInFlight = 4
 // when stored (ok), else a Failed SOP Sequence item; bodyErr is the
 // request body failing mid-part.
 type partResult struct {
-	item    Dataset
+	item    dicomjson.Dataset
 	ok      bool
 	warn    bool
 	bodyErr error

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/radgate/radgate/dcm"
+	"github.com/radgate/radgate/internal/dicomjson"
 )
 
 // stowBody is a multipart/related body of the parts; each part is
@@ -47,7 +48,7 @@ type jsonDataset map[string]struct {
 func (d jsonDataset) items(t *testing.T, tag uint32) []jsonDataset {
 	t.Helper()
 	var out []jsonDataset
-	for _, v := range d[Key(tag)].Value {
+	for _, v := range d[dicomjson.Key(tag)].Value {
 		var it jsonDataset
 		if err := json.Unmarshal(v, &it); err != nil {
 			t.Fatalf("item of %08X: %v", tag, err)
@@ -60,7 +61,7 @@ func (d jsonDataset) items(t *testing.T, tag uint32) []jsonDataset {
 // str is an attribute's first value as a string ("" when absent).
 func (d jsonDataset) str(t *testing.T, tag uint32) string {
 	t.Helper()
-	a, ok := d[Key(tag)]
+	a, ok := d[dicomjson.Key(tag)]
 	if !ok || len(a.Value) == 0 {
 		return ""
 	}
@@ -73,7 +74,7 @@ func (d jsonDataset) str(t *testing.T, tag uint32) string {
 
 type stowResponse struct {
 	code     int
-	body     Dataset
+	body     dicomjson.Dataset
 	text     string
 	stored   []string // Referenced SOP Instance UIDs
 	failed   map[string]float64
@@ -104,7 +105,7 @@ func (ts *testServer) stow(t *testing.T, path string, body io.Reader, contentTyp
 	}
 	for _, it := range raw.items(t, tagReferencedSOPSequence) {
 		out.stored = append(out.stored, it.str(t, tagReferencedSOPInstanceUI))
-		if _, ok := it[Key(tagWarningReason)]; ok {
+		if _, ok := it[dicomjson.Key(tagWarningReason)]; ok {
 			out.warnings++
 		}
 		if u := it.str(t, tagRetrieveURL); !strings.HasPrefix(u, ts.URL+Prefix+"/studies/") {
@@ -113,10 +114,10 @@ func (ts *testServer) stow(t *testing.T, path string, body io.Reader, contentTyp
 	}
 	for _, it := range raw.items(t, tagFailedSOPSequence) {
 		var reason float64
-		json.Unmarshal(it[Key(tagFailureReason)].Value[0], &reason)
+		json.Unmarshal(it[dicomjson.Key(tagFailureReason)].Value[0], &reason)
 		out.failed[it.str(t, tagReferencedSOPInstanceUI)] = reason
 	}
-	if raw[Key(tagReferencedSOPSequence)].VR != "SQ" {
+	if raw[dicomjson.Key(tagReferencedSOPSequence)].VR != "SQ" {
 		t.Errorf("ReferencedSOPSequence missing or not SQ: %s", b)
 	}
 	return out

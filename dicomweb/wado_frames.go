@@ -15,6 +15,7 @@ import (
 
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/imaging"
+	"github.com/radgate/radgate/internal/dicomjson"
 	"github.com/radgate/radgate/store"
 )
 
@@ -241,7 +242,7 @@ func (s *Server) retrieveBulkdata(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusNotFound, "dicomweb: no such bulk data")
 		return
 	}
-	if len(path) == 1 && strings.EqualFold(path[0], Key(tag.PixelData.Uint32())) {
+	if len(path) == 1 && strings.EqualFold(path[0], dicomjson.Key(tag.PixelData.Uint32())) {
 		_, frames, ts, err := s.loadPixels(r, in)
 		if err != nil {
 			s.failPixels(w, r, in, err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/imaging"
+	"github.com/radgate/radgate/internal/dicomjson"
 	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/phantom"
 	"github.com/radgate/radgate/store"
@@ -385,8 +386,8 @@ func TestWADOMetadata(t *testing.T) {
 			if err := json.Unmarshal(body, &arr); err != nil || len(arr) != 1 {
 				t.Fatalf("not a one-element JSON array (%v): %.200s", err, body)
 			}
-			var pixel Attribute
-			if err := json.Unmarshal(arr[0][Key(0x7FE00010)], &pixel); err != nil || !strings.HasPrefix(pixel.BulkDataURI, ts.URL+instancePath(in)+"/bulkdata/") {
+			var pixel dicomjson.Attribute
+			if err := json.Unmarshal(arr[0][dicomjson.Key(0x7FE00010)], &pixel); err != nil || !strings.HasPrefix(pixel.BulkDataURI, ts.URL+instancePath(in)+"/bulkdata/") {
 				t.Fatalf("Pixel Data: %+v %v", pixel, err)
 			}
 			dir := t.TempDir()
@@ -414,7 +415,7 @@ print(json.dumps({"PatientName": str(s.PatientName), "Rows": s.Rows, "IPP": [flo
 	in := ts.stored(t, series[1])
 	for _, p := range []string{"/dicomweb/studies/" + in.StudyInstanceUID, "/dicomweb/studies/" + in.StudyInstanceUID + "/series/" + in.SeriesInstanceUID} {
 		body := wantStatus(t, ts.get(t, p+"/metadata", MediaDICOMJSON), http.StatusOK)
-		var arr []Dataset
+		var arr []dicomjson.Dataset
 		if err := json.Unmarshal(body, &arr); err != nil || len(arr) != 2 {
 			t.Fatalf("%s: %v, %d data sets", p, err, len(arr))
 		}
@@ -469,11 +470,11 @@ func TestWADOFramesAndBulkdata(t *testing.T) {
 				t.Errorf("part Content-Type %q", ps[0].contentType)
 			}
 			// The metadata's Pixel Data BulkDataURI answers the same bytes.
-			var arr []Dataset
+			var arr []dicomjson.Dataset
 			if err := json.Unmarshal(wantStatus(t, ts.get(t, instancePath(in)+"/metadata", ""), http.StatusOK), &arr); err != nil {
 				t.Fatal(err)
 			}
-			ps = parts(t, ts.get(t, arr[0][Key(0x7FE00010)].BulkDataURI, ""), tc.media)
+			ps = parts(t, ts.get(t, arr[0][dicomjson.Key(0x7FE00010)].BulkDataURI, ""), tc.media)
 			if len(ps) != len(want) || !bytes.Equal(ps[0].body, want[0]) {
 				t.Fatalf("bulk data: %d parts, want %d", len(ps), len(want))
 			}
@@ -531,13 +532,13 @@ func TestWADOBulkdataURIs(t *testing.T) {
 	src := pydicomFile(t, "CT_small.dcm")
 	ts := newTestServer(t, Config{})
 	in := ts.stored(t, src)
-	var arr []Dataset
+	var arr []dicomjson.Dataset
 	if err := json.Unmarshal(wantStatus(t, ts.get(t, instancePath(in)+"/metadata", ""), http.StatusOK), &arr); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for k, a := range arr[0] {
-		if a.BulkDataURI == "" || k == Key(0x7FE00010) {
+		if a.BulkDataURI == "" || k == dicomjson.Key(0x7FE00010) {
 			continue
 		}
 		n++

@@ -1,4 +1,6 @@
-package dicomweb
+// Package dicomjson is the DICOM JSON model (PS3.18 F.2) as radgate writes
+// it: DICOMweb responses, UPS workitems.
+package dicomjson
 
 import (
 	"encoding/json"
@@ -40,7 +42,7 @@ func Key(tag uint32) string { return fmt.Sprintf("%08X", tag) }
 func (d Dataset) Set(tag uint32, vr string, values ...string) {
 	a := &Attribute{VR: vr}
 	for _, v := range values {
-		a.Value = append(a.Value, jsonValue(vr, v))
+		a.Value = append(a.Value, Value(vr, v))
 	}
 	d[Key(tag)] = a
 }
@@ -54,7 +56,9 @@ func (d Dataset) SetItems(tag uint32, items ...Dataset) {
 	d[Key(tag)] = a
 }
 
-func jsonValue(vr, v string) any {
+// Value is one value of a string VR as DICOM JSON holds it: a PN as a
+// PersonName, numbers as numbers, the rest as strings.
+func Value(vr, v string) any {
 	switch vr {
 	case "PN":
 		g := strings.SplitN(v, "=", 3)
