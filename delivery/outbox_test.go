@@ -68,7 +68,7 @@ func queue(t *testing.T, st *store.Store, dests ...string) (store.Job, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := st.Work().Evaluate(ctx, "1.2.3", 1, "routed", []store.NewJob{{Model: "m", Route: "r", Digest: "d", Destinations: dests}})
+	jobs, err := st.Work().Evaluate(ctx, "1.2.3", 1, "routed", []store.NewJob{{Model: "m", Route: "r", Digest: "d", Destinations: dests}}, store.Effects{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func queue(t *testing.T, st *store.Store, dests ...string) (store.Job, []byte) {
 		out = append(out, store.NewDelivery{Destination: d, Kind: "sr", ObjectUID: ins[0].SOPInstanceUID,
 			SOPClassUID: "1.2.840.10008.5.1.4.1.1.2", Payload: ins[0].Data, ReadyAt: time.Now()})
 	}
-	if err := st.Work().CompleteJob(ctx, jobs[0].ID, "1", nil, out); err != nil {
+	if err := st.Work().CompleteJob(ctx, jobs[0].ID, "1", nil, store.Effects{Deliveries: out}); err != nil {
 		t.Fatal(err)
 	}
 	return jobs[0], ins[0].Data

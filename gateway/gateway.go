@@ -47,6 +47,7 @@ import (
 	"github.com/radgate/radgate/sr"
 	"github.com/radgate/radgate/store"
 	"github.com/radgate/radgate/study"
+	"github.com/radgate/radgate/worklist"
 )
 
 // Gateway is a running radgate.
@@ -68,6 +69,7 @@ type Gateway struct {
 	assembler *study.Assembler
 	runner    *results.Runner
 	outbox    *delivery.Outbox
+	worklist  *worklist.Service
 	rules     []study.Rule
 	// modelErrs are the repository's models that could not be loaded:
 	// the gateway is not ready while there are any.
@@ -253,6 +255,13 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 	if g.outbox, err = delivery.New(work, dcfg, g.log, g.reg, latency); err != nil {
 		return err
 	}
+	if g.worklist, err = worklist.New(g.store.Worklist(), nil, g.log, g.reg); err != nil {
+		return err
+	}
+	scfg.Workitem = g.worklist.StudyComplete
+	rcfg.Workitem = func(j store.Job, ins []store.Instance, res *inference.Result, l *inference.Loaded, srUID string) *store.WorkitemChange {
+		return g.worklist.JobDone(worklist.Result{Model: l.Name, Version: l.Version, Job: j, Result: res, SRUID: srUID, Instances: ins})
+	}
 	if g.runner, err = results.New(g.store, g.engine, rcfg, g.log, g.reg, latency, g.outbox.Notify); err != nil {
 		return err
 	}
@@ -414,7 +423,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	})
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var work sync.WaitGroup
-	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run} {
+	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run, g.worklist.Run} {
 		work.Go(func() {
 			if err := run(workCtx); err != nil {
 				errc <- fmt.Errorf("gateway: pipeline: %w", err)

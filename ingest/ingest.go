@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +60,7 @@ func (s *Service) HandleStore(ctx context.Context, req *dimse.StoreRequest, data
 		CalledAE:          req.Association.CalledAE,
 		RemoteAddr:        req.Association.RemoteAddr,
 		Source:            "dimse",
+		RequestPriority:   strings.ToUpper(req.Priority.String()),
 	}, data)
 	if res.Err == nil && s.onRelease != nil {
 		s.mu.Lock()

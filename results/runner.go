@@ -33,6 +33,10 @@ type Config struct {
 	// Notify (optional) makes further deliveries of a result (its FHIR
 	// DiagnosticReport), queued with the SR in the same transaction.
 	Notify func(ctx context.Context, j store.Job, ins []store.Instance, res *inference.Result, model *inference.Loaded) ([]store.NewDelivery, error)
+	// Workitem (optional) is what a result does to its study's reading
+	// worklist item (its findings, a priority raise), in the completion's
+	// transaction; srUID is the SR reporting it.
+	Workitem func(j store.Job, ins []store.Instance, res *inference.Result, model *inference.Loaded, srUID string) *store.WorkitemChange
 }
 
 // Limits.
@@ -142,12 +146,13 @@ var ErrNoInstances = errors.New("results: the job's series have no instances")
 func (r *Runner) run(ctx context.Context, j store.Job) {
 	attrs := []any{"job", j.ID, "study", dcm.UIDRef(j.StudyInstanceUID), "model", j.Model, "revision", j.Revision, "attempt", j.Attempts}
 	start := time.Now()
-	res, out, err := r.process(ctx, j)
+	res, fx, err := r.process(ctx, j)
+	out := fx.Deliveries
 	bg := context.WithoutCancel(ctx)
 	switch {
 	case err == nil:
 		body, _ := json.Marshal(res)
-		if err = r.work.CompleteJob(bg, j.ID, res.Version, body, out); err == nil {
+		if err = r.work.CompleteJob(bg, j.ID, res.Version, body, fx); err == nil {
 			r.m.jobs.WithLabelValues(j.Model, "done").Inc()
 			r.m.seconds.WithLabelValues(j.Model).Observe(time.Since(start).Seconds())
 			r.latency.Observe(stage.Inferred, j.Model, j.ReadyAt)
@@ -211,16 +216,17 @@ func positives(res *Result) string {
 	return strings.Join(p, ",")
 }
 
-// process runs the model and writes the objects; it changes nothing in
-// the store.
-func (r *Runner) process(ctx context.Context, j store.Job) (*Result, []store.NewDelivery, error) {
+// process runs the model and writes the objects, and returns what
+// completing the job is to do; it changes nothing in the store.
+func (r *Runner) process(ctx context.Context, j store.Job) (*Result, store.Effects, error) {
+	var fx store.Effects
 	l, ok := r.engine.Lookup(j.Model)
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: %s", inference.ErrNoModel, j.Model)
+		return nil, fx, fmt.Errorf("%w: %s", inference.ErrNoModel, j.Model)
 	}
 	all, err := r.work.StudyInstances(ctx, j.StudyInstanceUID)
 	if err != nil {
-		return nil, nil, err
+		return nil, fx, err
 	}
 	var ins []store.Instance
 	for _, in := range all {
@@ -236,21 +242,23 @@ func (r *Runner) process(ctx context.Context, j store.Job) (*Result, []store.New
 		},
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, fx, err
 	}
-	var out []store.NewDelivery
 	if r.cfg.Notify != nil {
-		if out, err = r.cfg.Notify(ctx, j, ins, res.Result, l); err != nil {
-			return nil, nil, fmt.Errorf("results: notification: %w", err)
+		if fx.Deliveries, err = r.cfg.Notify(ctx, j, ins, res.Result, l); err != nil {
+			return nil, fx, fmt.Errorf("results: notification: %w", err)
 		}
 	}
 	for _, d := range docs {
 		for _, dest := range j.Destinations {
-			out = append(out, store.NewDelivery{Destination: dest, Kind: d.Kind, ObjectUID: d.SOPInstanceUID,
+			fx.Deliveries = append(fx.Deliveries, store.NewDelivery{Destination: dest, Kind: d.Kind, ObjectUID: d.SOPInstanceUID,
 				SOPClassUID: d.SOPClassUID, Payload: d.Data, ReadyAt: j.ReadyAt})
 		}
 	}
-	return res, out, nil
+	if r.cfg.Workitem != nil {
+		fx.Workitem = r.cfg.Workitem(j, ins, res.Result, l, docs[0].SOPInstanceUID)
+	}
+	return res, fx, nil
 }
 
 // Analyzer runs a model over instances and writes what its result makes:

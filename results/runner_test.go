@@ -66,7 +66,7 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) job(t *testing.T, model string, series []string, dests ...string) store.Job {
 	t.Helper()
 	js, err := f.st.Work().Evaluate(context.Background(), f.study, 1, "routed",
-		[]store.NewJob{{Model: model, Route: "test", Priority: int(inference.Stat), Series: series, Destinations: dests, Digest: model + strings.Join(series, ","), ReadyAt: time.Now()}})
+		[]store.NewJob{{Model: model, Route: "test", Priority: int(inference.Stat), Series: series, Destinations: dests, Digest: model + strings.Join(series, ","), ReadyAt: time.Now()}}, store.Effects{})
 	if err != nil || len(js) != 1 {
 		t.Fatalf("Evaluate: %v %v", js, err)
 	}

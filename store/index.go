@@ -9,6 +9,7 @@ import "context"
 // contract. It also keeps the Work that follows the instances.
 type Index interface {
 	Work
+	Worklist
 	Searcher
 
 	// Lookup returns the current record for a SOP Instance UID, or

@@ -184,6 +184,45 @@ ALTER TABLE outbox3 RENAME TO outbox;
 CREATE INDEX outbox_due_idx ON outbox(destination, next_at) WHERE state = 'pending';
 CREATE INDEX outbox_job_idx ON outbox(job_id);
 `,
+	// 4: the C-STORE request priority of each instance; the reading
+	// worklist (worklist.go): one workitem per study (or made over
+	// UPS-RS), and the append-only log of its changes.
+	`
+ALTER TABLE instance ADD COLUMN request_priority TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE workitem (
+	uid                TEXT    PRIMARY KEY,
+	study_instance_uid TEXT    NOT NULL DEFAULT '',
+	state              TEXT    NOT NULL,
+	priority           INTEGER NOT NULL,
+	base_priority      INTEGER NOT NULL,
+	override           INTEGER NOT NULL DEFAULT 0,
+	reason             TEXT    NOT NULL DEFAULT '',
+	transaction_uid    TEXT    NOT NULL DEFAULT '',
+	modality           TEXT    NOT NULL DEFAULT '',
+	description        TEXT    NOT NULL DEFAULT '',
+	dataset            BLOB    NOT NULL,
+	findings           TEXT    NOT NULL DEFAULT '[]',
+	scheduled_at       INTEGER NOT NULL,
+	created_at         INTEGER NOT NULL,
+	updated_at         INTEGER NOT NULL,
+	seq                INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX workitem_study_idx ON workitem(study_instance_uid) WHERE study_instance_uid <> '';
+CREATE INDEX workitem_queue_idx ON workitem(state, priority DESC, scheduled_at);
+
+CREATE TABLE worklist_event (
+	seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+	uid                TEXT    NOT NULL,
+	at                 INTEGER NOT NULL,
+	kind               TEXT    NOT NULL,
+	actor              TEXT    NOT NULL,
+	from_value         TEXT    NOT NULL DEFAULT '',
+	to_value           TEXT    NOT NULL DEFAULT '',
+	reason             TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX worklist_event_uid_idx ON worklist_event(uid, seq);
+`,
 }
 
 // SchemaVersion is the index schema this package writes.
@@ -282,7 +321,7 @@ SELECT i.sop_instance_uid, i.sop_class_uid, se.series_instance_uid, st.study_ins
 	st.study_date, st.study_time, st.accession_number, st.study_description, st.referring_physician_name, st.study_id,
 	se.modality, se.series_number, se.series_description, se.body_part_examined,
 	i.instance_number, i.image_rows, i.image_columns, i.number_of_frames, i.specific_character_set, i.transfer_syntax_uid,
-	i.calling_ae, i.called_ae, i.remote_addr, i.source, i.received_at,
+	i.calling_ae, i.called_ae, i.remote_addr, i.source, i.request_priority, i.received_at,
 	i.size, i.sha256, i.blob_key, i.dataset_offset, i.seq
 FROM instance i
 JOIN series se ON se.pk = i.series_pk
@@ -330,13 +369,14 @@ RETURNING pk`},
 		{x.w, &x.upInstance, `
 INSERT INTO instance (sop_instance_uid, series_pk, sop_class_uid, instance_number, image_rows, image_columns,
 	number_of_frames, specific_character_set, transfer_syntax_uid, calling_ae, called_ae, remote_addr, source,
-	received_at, size, sha256, blob_key, dataset_offset, seq, segment)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	request_priority, received_at, size, sha256, blob_key, dataset_offset, seq, segment)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (sop_instance_uid) DO UPDATE SET series_pk = excluded.series_pk, sop_class_uid = excluded.sop_class_uid,
 	instance_number = excluded.instance_number, image_rows = excluded.image_rows, image_columns = excluded.image_columns,
 	number_of_frames = excluded.number_of_frames, specific_character_set = excluded.specific_character_set,
 	transfer_syntax_uid = excluded.transfer_syntax_uid, calling_ae = excluded.calling_ae, called_ae = excluded.called_ae,
-	remote_addr = excluded.remote_addr, source = excluded.source, received_at = excluded.received_at,
+	remote_addr = excluded.remote_addr, source = excluded.source, request_priority = excluded.request_priority,
+	received_at = excluded.received_at,
 	size = excluded.size, sha256 = excluded.sha256, blob_key = excluded.blob_key, dataset_offset = excluded.dataset_offset,
 	seq = excluded.seq, segment = excluded.segment`},
 		{x.w, &x.upSegment, `
@@ -384,7 +424,7 @@ func scanInstance(s scanner) (Instance, error) {
 		&in.StudyDate, &in.StudyTime, &in.AccessionNumber, &in.StudyDescription, &in.ReferringPhysicianName, &in.StudyID,
 		&in.Modality, &in.SeriesNumber, &in.SeriesDescription, &in.BodyPartExamined,
 		&in.InstanceNumber, &in.Rows, &in.Columns, &in.NumberOfFrames, &in.SpecificCharacterSet, &in.TransferSyntaxUID,
-		&in.CallingAE, &in.CalledAE, &in.RemoteAddr, &in.Source, &received,
+		&in.CallingAE, &in.CalledAE, &in.RemoteAddr, &in.Source, &in.RequestPriority, &received,
 		&in.Size, &in.SHA256, &in.BlobKey, &in.DatasetOffset, &in.Seq,
 	)
 	in.ReceivedAt = time.Unix(0, received).UTC()
@@ -530,7 +570,7 @@ func (x *SQLiteIndex) upsert(ctx context.Context, tx *sql.Tx, in *Instance, segm
 	if _, err = tx.StmtContext(ctx, x.upInstance).ExecContext(ctx,
 		in.SOPInstanceUID, pks.series, in.SOPClassUID, in.InstanceNumber, in.Rows, in.Columns,
 		in.NumberOfFrames, in.SpecificCharacterSet, in.TransferSyntaxUID, in.CallingAE, in.CalledAE, in.RemoteAddr, in.Source,
-		in.ReceivedAt.UnixNano(), in.Size, in.SHA256, in.BlobKey, in.DatasetOffset, int64(in.Seq), int64(segment)); err != nil {
+		in.RequestPriority, in.ReceivedAt.UnixNano(), in.Size, in.SHA256, in.BlobKey, in.DatasetOffset, int64(in.Seq), int64(segment)); err != nil {
 		return fmt.Errorf("store: index instance: %w", err)
 	}
 	return nil

@@ -610,6 +610,7 @@ func instanceOf(a dcm.Attributes, in Incoming, tsUID string) Instance {
 		CalledAE:               in.CalledAE,
 		RemoteAddr:             in.RemoteAddr,
 		Source:                 in.Source,
+		RequestPriority:        in.RequestPriority,
 	}
 }
 
@@ -748,6 +749,9 @@ func (s *Store) CountInstances(ctx context.Context) (int64, error) {
 // Work is the study, job and outbox state kept beside the instances (see
 // Work). Its methods fail once the Store is closed.
 func (s *Store) Work() Work { return s.index }
+
+// Worklist is the reading worklist's rows.
+func (s *Store) Worklist() Worklist { return s.index }
 
 // syncDirPath fsyncs a directory, making the names in it durable.
 func syncDirPath(dir string) error {

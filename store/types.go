@@ -84,6 +84,9 @@ type Incoming struct {
 	CalledAE   string // the AE title it addressed
 	RemoteAddr string // the peer's network address
 	Source     string // "dimse" or "stow"
+	// RequestPriority is the C-STORE request's Priority (PS3.7 9.1.1):
+	// "HIGH", "MEDIUM" or "LOW"; "" when the protocol has none (STOW-RS).
+	RequestPriority string
 
 	// StudyInstanceUID, when set, is the study the sender addressed
 	// (STOW-RS to /studies/{study}): a data set of another study fails
@@ -138,11 +141,12 @@ type Instance struct {
 	TransferSyntaxUID    string
 
 	// Reception.
-	CallingAE  string
-	CalledAE   string
-	RemoteAddr string
-	Source     string
-	ReceivedAt time.Time
+	CallingAE       string
+	CalledAE        string
+	RemoteAddr      string
+	Source          string
+	RequestPriority string // Incoming.RequestPriority
+	ReceivedAt      time.Time
 
 	// Storage.
 	Size          int64  // bytes of the Part 10 blob

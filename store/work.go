@@ -37,18 +37,18 @@ type Work interface {
 	// to throughSeq, and creates its jobs, in one transaction. A job whose
 	// Digest equals the newest job's for the same study and model is not
 	// created (nothing changed for that model); otherwise it gets the next
-	// revision. Deliveries in out (a notification that the study is
-	// complete, belonging to no job) are queued in the same transaction.
-	// It returns the jobs created.
-	Evaluate(ctx context.Context, studyInstanceUID string, throughSeq uint64, outcome string, jobs []NewJob, out ...NewDelivery) ([]Job, error)
+	// revision. Its effects (a notification that the study is complete,
+	// belonging to no job; the study's workitem) are made in the same
+	// transaction. It returns the jobs created.
+	Evaluate(ctx context.Context, studyInstanceUID string, throughSeq uint64, outcome string, jobs []NewJob, fx Effects) ([]Job, error)
 
 	// ClaimJob takes the most urgent queued job that is due (highest
 	// priority, then oldest) and marks it running; ok is false when none is.
 	ClaimJob(ctx context.Context, now time.Time) (j Job, ok bool, err error)
-	// CompleteJob records a job's result and queues its deliveries.
-	// A delivery of an object already queued for a destination is not
-	// queued again.
-	CompleteJob(ctx context.Context, id int64, modelVersion string, result []byte, out []NewDelivery) error
+	// CompleteJob records a job's result and makes its effects: its
+	// deliveries queued (a delivery of an object already queued for a
+	// destination is not queued again), its study's workitem changed.
+	CompleteJob(ctx context.Context, id int64, modelVersion string, result []byte, fx Effects) error
 	// RetryJob puts a running job back in the queue, due at notBefore.
 	RetryJob(ctx context.Context, id int64, notBefore time.Time, reason string) error
 	// FailJob ends a job that will not succeed.
@@ -77,6 +77,13 @@ type Work interface {
 
 	// WorkCounts counts jobs and deliveries by state.
 	WorkCounts(ctx context.Context) (WorkCounts, error)
+}
+
+// Effects are what an evaluation or a job's completion makes beside its
+// own rows, in the same transaction.
+type Effects struct {
+	Deliveries []NewDelivery
+	Workitem   *WorkitemChange // nil: none
 }
 
 // StudyActivity is a study's arrival state.
@@ -229,7 +236,7 @@ func (x *SQLiteIndex) StudyInstances(ctx context.Context, studyInstanceUID strin
 }
 
 // Evaluate implements Work.
-func (x *SQLiteIndex) Evaluate(ctx context.Context, studyInstanceUID string, throughSeq uint64, outcome string, jobs []NewJob, out ...NewDelivery) (created []Job, err error) {
+func (x *SQLiteIndex) Evaluate(ctx context.Context, studyInstanceUID string, throughSeq uint64, outcome string, jobs []NewJob, fx Effects) (created []Job, err error) {
 	tx, err := x.w.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: evaluate: %w", err)
@@ -269,7 +276,10 @@ INSERT INTO job (study_instance_uid, model, revision, route, priority, series, d
 			State: JobQueued, NotBefore: now, ReadyAt: nj.ReadyAt, CreatedAt: now, UpdatedAt: now,
 		})
 	}
-	if err = queueDeliveries(ctx, tx, 0, out); err != nil {
+	if err = queueDeliveries(ctx, tx, 0, fx.Deliveries); err != nil {
+		return nil, err
+	}
+	if err = applyWorkitemChange(ctx, tx, fx.Workitem); err != nil {
 		return nil, err
 	}
 	if _, err = tx.ExecContext(ctx, `UPDATE study_activity SET evaluated_seq = max(evaluated_seq, ?), evaluated_at = ?,
@@ -322,7 +332,7 @@ RETURNING `+jobColumns, string(JobRunning), nanos(now), string(JobQueued), nanos
 }
 
 // CompleteJob implements Work.
-func (x *SQLiteIndex) CompleteJob(ctx context.Context, id int64, modelVersion string, result []byte, out []NewDelivery) (err error) {
+func (x *SQLiteIndex) CompleteJob(ctx context.Context, id int64, modelVersion string, result []byte, fx Effects) (err error) {
 	tx, err := x.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: complete job: %w", err)
@@ -337,7 +347,10 @@ func (x *SQLiteIndex) CompleteJob(ctx context.Context, id int64, modelVersion st
 		string(JobDone), modelVersion, result, now, id); err != nil {
 		return fmt.Errorf("store: complete job: %w", err)
 	}
-	if err = queueDeliveries(ctx, tx, id, out); err != nil {
+	if err = queueDeliveries(ctx, tx, id, fx.Deliveries); err != nil {
+		return err
+	}
+	if err = applyWorkitemChange(ctx, tx, fx.Workitem); err != nil {
 		return err
 	}
 	if err = tx.Commit(); err != nil {

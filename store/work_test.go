@@ -54,7 +54,7 @@ func TestStudyActivity(t *testing.T) {
 	}
 
 	note := NewDelivery{Destination: "fhir:http://ehr/fhir", Kind: "fhir-imagingstudy", ObjectUID: "is/" + testStudyUID + "/2", Payload: []byte("{}")}
-	if _, err := w.Evaluate(ctx, testStudyUID, b.Seq, "unmatched", nil, note); err != nil {
+	if _, err := w.Evaluate(ctx, testStudyUID, b.Seq, "unmatched", nil, Effects{Deliveries: []NewDelivery{note}}); err != nil {
 		t.Fatal(err)
 	}
 	if ds, err := w.Deliveries(ctx, 0); err != nil || len(ds) != 1 || ds[0].ObjectUID != note.ObjectUID || ds[0].JobID != 0 {
@@ -85,7 +85,7 @@ func TestJobsAndOutbox(t *testing.T) {
 	ready := time.Now().Add(-time.Minute).UTC()
 	cxr := NewJob{Model: "cxr-triage", Route: "chest", Priority: 1, Series: []string{"1.2.3"}, Destinations: []string{"dimse://PACS@h:1"}, Digest: "d1", ReadyAt: ready}
 	ct := NewJob{Model: "ct-ich", Route: "head", Priority: 3, Series: []string{"1.2.4"}, Destinations: []string{"dimse://PACS@h:1"}, Digest: "d2", ReadyAt: ready}
-	jobs, err := w.Evaluate(ctx, "1.2", 5, "routed", []NewJob{cxr, ct})
+	jobs, err := w.Evaluate(ctx, "1.2", 5, "routed", []NewJob{cxr, ct}, Effects{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,11 +93,11 @@ func TestJobsAndOutbox(t *testing.T) {
 		t.Fatalf("first evaluation jobs = %+v", jobs)
 	}
 	// Same inputs again: nothing new. A changed input: revision 2.
-	if again, err := w.Evaluate(ctx, "1.2", 6, "routed", []NewJob{cxr, ct}); err != nil || len(again) != 0 {
+	if again, err := w.Evaluate(ctx, "1.2", 6, "routed", []NewJob{cxr, ct}, Effects{}); err != nil || len(again) != 0 {
 		t.Fatalf("re-evaluation with unchanged digests created %+v, %v", again, err)
 	}
 	ct.Digest = "d3"
-	rev2, err := w.Evaluate(ctx, "1.2", 7, "routed", []NewJob{cxr, ct})
+	rev2, err := w.Evaluate(ctx, "1.2", 7, "routed", []NewJob{cxr, ct}, Effects{})
 	if err != nil || len(rev2) != 1 || rev2[0].Revision != 2 || rev2[0].Model != "ct-ich" {
 		t.Fatalf("evaluation after a late instance = %+v, %v; want ct-ich revision 2", rev2, err)
 	}
@@ -136,11 +136,11 @@ func TestJobsAndOutbox(t *testing.T) {
 	}
 
 	sr := NewDelivery{Destination: "dimse://PACS@h:1", Kind: "sr", ObjectUID: "2.25.1", SOPClassUID: "1.2.840.10008.5.1.4.1.1.88.33", Payload: []byte("sr"), ReadyAt: ready}
-	if err := w.CompleteJob(ctx, rev2[0].ID, "1.0.0", []byte(`{"ok":true}`), []NewDelivery{sr}); err != nil {
+	if err := w.CompleteJob(ctx, rev2[0].ID, "1.0.0", []byte(`{"ok":true}`), Effects{Deliveries: []NewDelivery{sr}}); err != nil {
 		t.Fatal(err)
 	}
 	// The same object again (a job re-run after a crash): not queued twice.
-	if err := w.CompleteJob(ctx, rev2[0].ID, "1.0.0", []byte(`{"ok":true}`), []NewDelivery{sr}); err != nil {
+	if err := w.CompleteJob(ctx, rev2[0].ID, "1.0.0", []byte(`{"ok":true}`), Effects{Deliveries: []NewDelivery{sr}}); err != nil {
 		t.Fatal(err)
 	}
 	done, err := w.Job(ctx, rev2[0].ID)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/internal/metric"
+	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/internal/stage"
 	"github.com/radgate/radgate/store"
 )
@@ -38,6 +39,11 @@ type Config struct {
 	// Notify (optional) makes the deliveries that announce a complete
 	// study (its FHIR ImagingStudy), queued with the evaluation.
 	Notify func(ctx context.Context, studyInstanceUID string, ins []store.Instance) ([]store.NewDelivery, error)
+	// Workitem (optional) gives a complete study its reading worklist
+	// item, in the evaluation's transaction: pri is the highest of the
+	// instances' request priority and the matched routes' (their names
+	// in routes).
+	Workitem func(studyInstanceUID string, ins []store.Instance, pri inference.Priority, routes []string) *store.WorkitemChange
 }
 
 // DefaultPoll bounds how late after its quiet period a study is noticed.
@@ -189,15 +195,21 @@ func (a *Assembler) evaluate(ctx context.Context, p store.StudyActivity, now tim
 	delete(a.notYet, p.StudyInstanceUID)
 	var jobs []store.NewJob
 	var names []string
+	studyPri := RequestPriority(ins)
 	for _, br := range byRule {
 		uids := make([]string, len(br.Series))
 		h := sha256.New()
+		var routed []store.Instance
 		for i, s := range br.Series {
 			uids[i] = s.UID
 			for _, in := range s.Instances {
 				fmt.Fprintf(h, "%s/%s\n", in.SOPInstanceUID, in.SHA256)
 			}
+			routed = append(routed, s.Instances...)
 		}
+		// The request's priority travels on when it is above the route's.
+		pri := max(br.Rule.Priority, RequestPriority(routed))
+		studyPri = max(studyPri, pri)
 		digest := hex.EncodeToString(h.Sum(nil))
 		dests := br.Rule.Destinations
 		if dests == nil {
@@ -205,7 +217,7 @@ func (a *Assembler) evaluate(ctx context.Context, p store.StudyActivity, now tim
 		}
 		for _, model := range br.Rule.Models {
 			jobs = append(jobs, store.NewJob{
-				Model: model, Route: br.Rule.Name, Priority: int(br.Rule.Priority), Series: uids,
+				Model: model, Route: br.Rule.Name, Priority: int(pri), Series: uids,
 				Destinations: dests, Digest: digest, ReadyAt: p.LastReceivedAt,
 			})
 		}
@@ -221,7 +233,11 @@ func (a *Assembler) evaluate(ctx context.Context, p store.StudyActivity, now tim
 			return fmt.Errorf("study: notification: %w", err)
 		}
 	}
-	created, err := a.work.Evaluate(ctx, p.StudyInstanceUID, p.LastSeq, outcome, jobs, notes...)
+	fx := store.Effects{Deliveries: notes}
+	if a.cfg.Workitem != nil {
+		fx.Workitem = a.cfg.Workitem(p.StudyInstanceUID, ins, studyPri, names)
+	}
+	created, err := a.work.Evaluate(ctx, p.StudyInstanceUID, p.LastSeq, outcome, jobs, fx)
 	if err != nil {
 		return err
 	}

@@ -143,6 +143,26 @@ func groupSeries(ins []store.Instance) []Series {
 	return out
 }
 
+// RequestPriority is the highest C-STORE request priority of ins on the
+// inference scale: HIGH is High, LOW is Low, MEDIUM (or none, as STOW-RS
+// has) is Routine. A study sent HIGH reads HIGH from the first queue on.
+func RequestPriority(ins []store.Instance) inference.Priority {
+	if len(ins) == 0 {
+		return inference.Routine
+	}
+	p := inference.Low
+	for _, in := range ins {
+		switch in.RequestPriority {
+		case "HIGH":
+			p = max(p, inference.High)
+		case "LOW":
+		default:
+			p = max(p, inference.Routine)
+		}
+	}
+	return p
+}
+
 // Routed is one rule's share of a study: the series it took.
 type Routed struct {
 	Rule   *Rule
