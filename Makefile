@@ -85,6 +85,8 @@ fuzz:
 	$(GO) test ./dicomweb -run '^$$' -fuzz '^FuzzSTOW$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./dicomweb -run '^$$' -fuzz '^FuzzQIDO$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./dicomweb -run '^$$' -fuzz '^FuzzAccept$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./dicomweb -run '^$$' -fuzz '^FuzzUPSSearch$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./worklist -run '^$$' -fuzz '^FuzzParseDataset$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzRLE$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJPEG$$' -fuzztime $(FUZZTIME)

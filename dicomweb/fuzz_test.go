@@ -78,3 +78,19 @@ func FuzzAccept(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUPSSearch: any query string parses or is refused, never a crash.
+func FuzzUPSSearch(f *testing.F) {
+	f.Add("ProcedureStepState=SCHEDULED&limit=5")
+	f.Add("ScheduledProcedureStepStartDateTime=20261202-20261203")
+	f.Add("ScheduledProcedureStepPriority=HIGH&offset=2")
+	f.Fuzz(func(t *testing.T, q string) {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			return
+		}
+		if sq, err := parseUPSSearch(v, 100); err == nil && (sq.Limit < 0 || sq.Limit > 100) {
+			t.Fatalf("limit %d", sq.Limit)
+		}
+	})
+}

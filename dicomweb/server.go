@@ -13,6 +13,7 @@ import (
 	"github.com/radgate/radgate/ingest"
 	"github.com/radgate/radgate/internal/metric"
 	"github.com/radgate/radgate/store"
+	"github.com/radgate/radgate/worklist"
 )
 
 // Media types (PS3.18 8.7.3).
@@ -33,6 +34,8 @@ type Config struct {
 	MaxParts int
 	// MaxResults caps a QIDO-RS response whatever limit the query asks.
 	MaxResults int
+	// Worklist, when set, is served as UPS-RS under /workitems.
+	Worklist *worklist.Service
 }
 
 // Defaults for Config's zero fields.
@@ -42,7 +45,8 @@ const (
 	DefaultMaxResults      = 1000
 )
 
-// Server serves STOW-RS, QIDO-RS and WADO-RS over a Store.
+// Server serves STOW-RS, QIDO-RS and WADO-RS over a Store, and UPS-RS
+// over the reading worklist.
 type Server struct {
 	store  *store.Store
 	ingest *ingest.Service
@@ -50,6 +54,7 @@ type Server struct {
 	log    *slog.Logger
 	m      *metrics
 	bufs   sync.Pool // *[]byte of retrieveBuffer bytes, for copying blobs out
+	subs   subscriptions
 }
 
 // New makes a Server; metrics are registered on reg unless it is nil.
@@ -70,7 +75,7 @@ func New(st *store.Store, ing *ingest.Service, cfg Config, log *slog.Logger, reg
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{store: st, ingest: ing, cfg: cfg, log: log, m: m}
+	srv := &Server{store: st, ingest: ing, cfg: cfg, log: log, m: m, subs: subscriptions{ae: map[string]*subscription{}}}
 	srv.bufs.New = func() any { b := make([]byte, retrieveBuffer); return &b }
 	return srv, nil
 }
@@ -80,6 +85,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	s.stowRoutes(mux)
 	s.qidoRoutes(mux)
 	s.wadoRoutes(mux)
+	s.upsRoutes(mux)
 }
 
 // handle registers one route of a service, measured.

@@ -271,3 +271,23 @@ func TestUPSCreate(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseDataset: a UPS-RS body never crashes the parser, and what it
+// accepts a create either takes or refuses as invalid.
+func FuzzParseDataset(f *testing.F) {
+	f.Add([]byte(`[{"00741000":{"vr":"CS","Value":["SCHEDULED"]},"00741204":{"vr":"LO","Value":["x"]}}]`))
+	f.Add([]byte(`{"00741200":{"vr":"CS","Value":["HIGH"]}}`))
+	f.Add([]byte(`[{},{}]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := ParseDataset(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			return
+		}
+		if _, err := fromDataset("2.25.1", d); err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("create: %v", err)
+		}
+	})
+}
