@@ -75,6 +75,8 @@ type Config struct {
 	StudyQuiet          time.Duration
 	StudyReleaseQuiet   time.Duration
 	ResultsTo           []string
+	WorklistHL7To       []string
+	WorklistUPSTo       []string
 	DeliveryMaxAttempts int
 	DeliveryBackoff     time.Duration
 	DeliveryBackoffMax  time.Duration
@@ -305,6 +307,14 @@ func Settings() []Setting {
 		}},
 		{"results_to", "", "comma list of result destinations: dimse://AE@HOST:PORT (C-STORE) or a DICOMweb base URL http(s)://HOST/PATH (STOW-RS); routes may name their own", func(c *Config, v string) error {
 			c.ResultsTo = list(v)
+			return nil
+		}},
+		{"worklist_hl7_to", "", "comma list of HL7 v2.5 receivers (a RIS), mllp://HOST:PORT: each gets an OMI^O23 when a workitem's priority changes and an ORU^R01 (preliminary) for each AI result, through the outbox", func(c *Config, v string) error {
+			c.WorklistHL7To = list(v)
+			return nil
+		}},
+		{"worklist_ups_to", "", "comma list of external UPS-RS worklist managers (DICOMweb base URLs, e.g. another radgate's http://HOST:8080/dicomweb): each workitem is created there and kept updated (priority, findings) through the outbox", func(c *Config, v string) error {
+			c.WorklistUPSTo = list(v)
 			return nil
 		}},
 		{"delivery_max_attempts", "12", "attempts at delivering a result before it is dead-lettered", func(c *Config, v string) (err error) {

@@ -33,7 +33,8 @@ type Sender interface {
 }
 
 // Parse returns the Sender for a destination: dimse://AE@HOST:PORT is a
-// C-STORE SCU calling as callingAE.
+// C-STORE SCU calling as callingAE, a DICOMweb base URL a STOW-RS client,
+// mllp://HOST:PORT an HL7 v2 sender over MLLP (ParseMLLP).
 func Parse(dest, callingAE string) (Sender, error) {
 	u, err := url.Parse(dest)
 	if err != nil {
@@ -51,8 +52,10 @@ func Parse(dest, callingAE string) (Sender, error) {
 			return nil, fmt.Errorf("%w: %q: want a DICOMweb base URL, http(s)://HOST[:PORT]/PATH", ErrDestination, dest)
 		}
 		return &stowSender{url: strings.TrimSuffix(u.String(), "/") + "/studies", client: &http.Client{Timeout: stowTimeout}}, nil
+	case "mllp":
+		return ParseMLLP(dest)
 	}
-	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want dimse://AE@HOST:PORT or a DICOMweb base URL)", ErrDestination, dest, u.Scheme)
+	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want dimse://AE@HOST:PORT, a DICOMweb base URL or mllp://HOST:PORT)", ErrDestination, dest, u.Scheme)
 }
 
 // dimseSender sends a batch over one association (PS3.4 B.2: C-STORE),

@@ -2,7 +2,8 @@
 # test-deps.sh — make sure the real peers the test suite talks to are installed.
 #
 # Checks for DCMTK, dicom3tools, Orthanc with its DICOMweb plugin, pydicom's
-# sample files and a C compiler (for test/peers/bindlo.c). When something is
+# sample files, Chromium (headless, for the worklist page's browser test) and
+# a C compiler (for test/peers/bindlo.c). When something is
 # missing and we are root, runs `apt-get update` once and installs the Debian
 # packages; when not root, says what is missing and carries on: the tests that
 # need it skip with a message (or fail under RADGATE_REQUIRE_PEERS=1).
@@ -41,6 +42,10 @@ need gcc cc command -v cc
 need libc6-dev libdl test -e /usr/include/dlfcn.h
 # pydicom decodes JPEG and JPEG 2000 references through Pillow.
 need python3-pil pillow /usr/bin/python3 -c 'import PIL'
+# The RIS stand-in of the HL7 tests (test/peers/hl7-server.py).
+need python3-hl7 hl7 /usr/bin/python3 -c 'import hl7.mllp'
+# Headless Chromium for the worklist page's browser test (web/, chromedp).
+need chromium chromium command -v chromium
 # The protobuf stubs' generator (scripts/gen-proto.sh; make check-generated).
 need protobuf-compiler protoc command -v protoc
 if [ "${1:-}" = bench ]; then
@@ -82,7 +87,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 # The full peer set, so one install brings everything to the same state.
-pkgs="dcmtk dicom3tools orthanc orthanc-dicomweb python3-pydicom python3-pil"
+pkgs="dcmtk dicom3tools orthanc orthanc-dicomweb python3-pydicom python3-pil python3-hl7 chromium"
 for p in $missing_pkgs; do
 	case " $pkgs " in *" $p "*) ;; *) pkgs="$pkgs $p" ;; esac
 done
