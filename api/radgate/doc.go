@@ -20,6 +20,9 @@
 //     first; progress is streamed and the last message has exact
 //     percentiles and a latency histogram per step (package loadtest does
 //     the measuring, as for `radgate bench`).
+//   - WatchWorklist: the reading worklist's changes as they happen, each
+//     with its workitem's state, priority and findings (no patient data),
+//     resumable from the last seq seen.
 //
 // Errors are gRPC codes: bad input InvalidArgument, an unknown model or
 // study NotFound, a full queue ResourceExhausted.

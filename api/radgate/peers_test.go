@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/phantom"
+	"github.com/radgate/radgate/worklist"
 )
 
 // TestGrpcurl: grpcurl, through server reflection alone, lists the
@@ -74,6 +78,29 @@ func TestGrpcurl(t *testing.T) {
 	}
 	if n < 3 || len(last.Result.Steps) != 2 || last.Result.Steps[1].Ok != 4 || len(last.Result.Steps[1].Histogram) == 0 {
 		t.Fatalf("Benchmark: %d messages\n%s", n, out)
+	}
+
+	// WatchWorklist, server streaming without end: grpcurl prints the
+	// change a priority setting makes, then its deadline ends the call.
+	wl := newWorklist(t)
+	g := serve(t, Config{Worklist: wl})
+	d, _ := worklist.ParseDataset([]byte(`{"00741000":{"vr":"CS","Value":["SCHEDULED"]},"00741204":{"vr":"LO","Value":["Read"]}}`))
+	if _, err := wl.Create(t.Context(), "2.25.56", d, "ups-rs"); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), grpcurl, "-plaintext", "-max-time", "3", "-d", "{}", g.addr, ServiceName+"/WatchWorklist")
+	var watched bytes.Buffer
+	cmd.Stdout = &watched
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // grpcurl connects and subscribes
+	if _, err := wl.SetPriority(t.Context(), "2.25.56", inference.Stat, "page", "test"); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // DeadlineExceeded by design
+	if !bytes.Contains(watched.Bytes(), []byte(`"kind": "priority"`)) || !bytes.Contains(watched.Bytes(), []byte(`"to": "STAT"`)) {
+		t.Fatalf("WatchWorklist:\n%s", watched.Bytes())
 	}
 
 	var stats struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/radgate/radgate/sr"
 	"github.com/radgate/radgate/store"
 	"github.com/radgate/radgate/study"
+	"github.com/radgate/radgate/worklist"
 )
 
 // ServiceName is the service's full name (health, reflection).
@@ -28,6 +29,8 @@ type Config struct {
 	// Store holds the studies Benchmark's stored source names (nil: that
 	// source is refused).
 	Store *store.Store
+	// Worklist feeds WatchWorklist (nil: Unimplemented).
+	Worklist *worklist.Service
 }
 
 // Service implements radgate.v1.Gateway over an engine.

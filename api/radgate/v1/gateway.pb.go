@@ -2158,6 +2158,368 @@ func (x *HistogramBucket) GetCount() int32 {
 	return 0
 }
 
+type WatchWorklistRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Resume after this change (the seq of the last one received); 0: from
+	// now on.
+	AfterSeq      uint64 `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchWorklistRequest) Reset() {
+	*x = WatchWorklistRequest{}
+	mi := &file_gateway_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchWorklistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchWorklistRequest) ProtoMessage() {}
+
+func (x *WatchWorklistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchWorklistRequest.ProtoReflect.Descriptor instead.
+func (*WatchWorklistRequest) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *WatchWorklistRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
+type WorklistChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Increases with every change; resume from the last one seen.
+	Seq              uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	WorkitemUid      string `protobuf:"bytes,2,opt,name=workitem_uid,json=workitemUid,proto3" json:"workitem_uid,omitempty"`
+	StudyInstanceUid string `protobuf:"bytes,3,opt,name=study_instance_uid,json=studyInstanceUid,proto3" json:"study_instance_uid,omitempty"`
+	// created, priority, state, findings, updated, cancel-requested.
+	Kind string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Who: ai:MODEL@VERSION, route:NAME, ups-rs, page, received.
+	Actor  string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	From   string `protobuf:"bytes,6,opt,name=from,proto3" json:"from,omitempty"`
+	To     string `protobuf:"bytes,7,opt,name=to,proto3" json:"to,omitempty"`
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Unix time, milliseconds.
+	At            int64          `protobuf:"varint,9,opt,name=at,proto3" json:"at,omitempty"`
+	Workitem      *WorkitemState `protobuf:"bytes,10,opt,name=workitem,proto3" json:"workitem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorklistChange) Reset() {
+	*x = WorklistChange{}
+	mi := &file_gateway_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorklistChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorklistChange) ProtoMessage() {}
+
+func (x *WorklistChange) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorklistChange.ProtoReflect.Descriptor instead.
+func (*WorklistChange) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WorklistChange) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *WorklistChange) GetWorkitemUid() string {
+	if x != nil {
+		return x.WorkitemUid
+	}
+	return ""
+}
+
+func (x *WorklistChange) GetStudyInstanceUid() string {
+	if x != nil {
+		return x.StudyInstanceUid
+	}
+	return ""
+}
+
+func (x *WorklistChange) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *WorklistChange) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *WorklistChange) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *WorklistChange) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *WorklistChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *WorklistChange) GetAt() int64 {
+	if x != nil {
+		return x.At
+	}
+	return 0
+}
+
+func (x *WorklistChange) GetWorkitem() *WorkitemState {
+	if x != nil {
+		return x.Workitem
+	}
+	return nil
+}
+
+type WorkitemState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SCHEDULED, IN PROGRESS, COMPLETED, CANCELED.
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// STAT, HIGH, ROUTINE.
+	Priority string `protobuf:"bytes,2,opt,name=priority,proto3" json:"priority,omitempty"`
+	// Scheduled Procedure Step Priority: HIGH, MEDIUM, LOW.
+	UpsPriority string `protobuf:"bytes,3,opt,name=ups_priority,json=upsPriority,proto3" json:"ups_priority,omitempty"`
+	// A person set the priority; findings no longer change it.
+	Override      bool               `protobuf:"varint,4,opt,name=override,proto3" json:"override,omitempty"`
+	Reason        string             `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Modality      string             `protobuf:"bytes,6,opt,name=modality,proto3" json:"modality,omitempty"`
+	Findings      []*WorkitemFinding `protobuf:"bytes,7,rep,name=findings,proto3" json:"findings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkitemState) Reset() {
+	*x = WorkitemState{}
+	mi := &file_gateway_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkitemState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkitemState) ProtoMessage() {}
+
+func (x *WorkitemState) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkitemState.ProtoReflect.Descriptor instead.
+func (*WorkitemState) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *WorkitemState) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *WorkitemState) GetPriority() string {
+	if x != nil {
+		return x.Priority
+	}
+	return ""
+}
+
+func (x *WorkitemState) GetUpsPriority() string {
+	if x != nil {
+		return x.UpsPriority
+	}
+	return ""
+}
+
+func (x *WorkitemState) GetOverride() bool {
+	if x != nil {
+		return x.Override
+	}
+	return false
+}
+
+func (x *WorkitemState) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *WorkitemState) GetModality() string {
+	if x != nil {
+		return x.Modality
+	}
+	return ""
+}
+
+func (x *WorkitemState) GetFindings() []*WorkitemFinding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+type WorkitemFinding struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Model            string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Version          string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Label            string                 `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	Meaning          string                 `protobuf:"bytes,4,opt,name=meaning,proto3" json:"meaning,omitempty"`
+	Probability      float64                `protobuf:"fixed64,5,opt,name=probability,proto3" json:"probability,omitempty"`
+	Threshold        float64                `protobuf:"fixed64,6,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Positive         bool                   `protobuf:"varint,7,opt,name=positive,proto3" json:"positive,omitempty"`
+	SrSopInstanceUid string                 `protobuf:"bytes,8,opt,name=sr_sop_instance_uid,json=srSopInstanceUid,proto3" json:"sr_sop_instance_uid,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *WorkitemFinding) Reset() {
+	*x = WorkitemFinding{}
+	mi := &file_gateway_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkitemFinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkitemFinding) ProtoMessage() {}
+
+func (x *WorkitemFinding) ProtoReflect() protoreflect.Message {
+	mi := &file_gateway_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkitemFinding.ProtoReflect.Descriptor instead.
+func (*WorkitemFinding) Descriptor() ([]byte, []int) {
+	return file_gateway_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *WorkitemFinding) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *WorkitemFinding) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *WorkitemFinding) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *WorkitemFinding) GetMeaning() string {
+	if x != nil {
+		return x.Meaning
+	}
+	return ""
+}
+
+func (x *WorkitemFinding) GetProbability() float64 {
+	if x != nil {
+		return x.Probability
+	}
+	return 0
+}
+
+func (x *WorkitemFinding) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *WorkitemFinding) GetPositive() bool {
+	if x != nil {
+		return x.Positive
+	}
+	return false
+}
+
+func (x *WorkitemFinding) GetSrSopInstanceUid() string {
+	if x != nil {
+		return x.SrSopInstanceUid
+	}
+	return ""
+}
+
 var File_gateway_proto protoreflect.FileDescriptor
 
 const file_gateway_proto_rawDesc = "" +
@@ -2334,14 +2696,46 @@ const file_gateway_proto_rawDesc = "" +
 	"\amean_ms\x18\x06 \x01(\x01R\x06meanMs\"<\n" +
 	"\x0fHistogramBucket\x12\x13\n" +
 	"\x05le_ms\x18\x01 \x01(\x01R\x04leMs\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\x05R\x05count2\xcd\x02\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"3\n" +
+	"\x14WatchWorklistRequest\x12\x1b\n" +
+	"\tafter_seq\x18\x01 \x01(\x04R\bafterSeq\"\xa0\x02\n" +
+	"\x0eWorklistChange\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12!\n" +
+	"\fworkitem_uid\x18\x02 \x01(\tR\vworkitemUid\x12,\n" +
+	"\x12study_instance_uid\x18\x03 \x01(\tR\x10studyInstanceUid\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\x12\x12\n" +
+	"\x04from\x18\x06 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\a \x01(\tR\x02to\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x0e\n" +
+	"\x02at\x18\t \x01(\x03R\x02at\x125\n" +
+	"\bworkitem\x18\n" +
+	" \x01(\v2\x19.radgate.v1.WorkitemStateR\bworkitem\"\xed\x01\n" +
+	"\rWorkitemState\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1a\n" +
+	"\bpriority\x18\x02 \x01(\tR\bpriority\x12!\n" +
+	"\fups_priority\x18\x03 \x01(\tR\vupsPriority\x12\x1a\n" +
+	"\boverride\x18\x04 \x01(\bR\boverride\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bmodality\x18\x06 \x01(\tR\bmodality\x127\n" +
+	"\bfindings\x18\a \x03(\v2\x1b.radgate.v1.WorkitemFindingR\bfindings\"\xfc\x01\n" +
+	"\x0fWorkitemFinding\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x14\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\x12\x18\n" +
+	"\ameaning\x18\x04 \x01(\tR\ameaning\x12 \n" +
+	"\vprobability\x18\x05 \x01(\x01R\vprobability\x12\x1c\n" +
+	"\tthreshold\x18\x06 \x01(\x01R\tthreshold\x12\x1a\n" +
+	"\bpositive\x18\a \x01(\bR\bpositive\x12-\n" +
+	"\x13sr_sop_instance_uid\x18\b \x01(\tR\x10srSopInstanceUid2\x9e\x03\n" +
 	"\aGateway\x12K\n" +
 	"\n" +
 	"ListModels\x12\x1d.radgate.v1.ListModelsRequest\x1a\x1e.radgate.v1.ListModelsResponse\x12Z\n" +
 	"\x0fModelStatistics\x12\".radgate.v1.ModelStatisticsRequest\x1a#.radgate.v1.ModelStatisticsResponse\x12M\n" +
 	"\n" +
 	"InferStudy\x12\x1d.radgate.v1.InferStudyRequest\x1a\x1e.radgate.v1.InferStudyResponse(\x01\x12J\n" +
-	"\tBenchmark\x12\x1c.radgate.v1.BenchmarkRequest\x1a\x1d.radgate.v1.BenchmarkProgress0\x01B5Z3github.com/radgate/radgate/api/radgate/v1;radgatev1b\x06proto3"
+	"\tBenchmark\x12\x1c.radgate.v1.BenchmarkRequest\x1a\x1d.radgate.v1.BenchmarkProgress0\x01\x12O\n" +
+	"\rWatchWorklist\x12 .radgate.v1.WatchWorklistRequest\x1a\x1a.radgate.v1.WorklistChange0\x01B5Z3github.com/radgate/radgate/api/radgate/v1;radgatev1b\x06proto3"
 
 var (
 	file_gateway_proto_rawDescOnce sync.Once
@@ -2355,7 +2749,7 @@ func file_gateway_proto_rawDescGZIP() []byte {
 	return file_gateway_proto_rawDescData
 }
 
-var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_gateway_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_gateway_proto_goTypes = []any{
 	(*ListModelsRequest)(nil),       // 0: radgate.v1.ListModelsRequest
 	(*ListModelsResponse)(nil),      // 1: radgate.v1.ListModelsResponse
@@ -2386,7 +2780,11 @@ var file_gateway_proto_goTypes = []any{
 	(*BenchmarkStep)(nil),           // 26: radgate.v1.BenchmarkStep
 	(*LatencySummary)(nil),          // 27: radgate.v1.LatencySummary
 	(*HistogramBucket)(nil),         // 28: radgate.v1.HistogramBucket
-	nil,                             // 29: radgate.v1.BenchmarkStep.ErrorsByCodeEntry
+	(*WatchWorklistRequest)(nil),    // 29: radgate.v1.WatchWorklistRequest
+	(*WorklistChange)(nil),          // 30: radgate.v1.WorklistChange
+	(*WorkitemState)(nil),           // 31: radgate.v1.WorkitemState
+	(*WorkitemFinding)(nil),         // 32: radgate.v1.WorkitemFinding
+	nil,                             // 33: radgate.v1.BenchmarkStep.ErrorsByCodeEntry
 }
 var file_gateway_proto_depIdxs = []int32{
 	2,  // 0: radgate.v1.ListModelsResponse.models:type_name -> radgate.v1.Model
@@ -2414,22 +2812,26 @@ var file_gateway_proto_depIdxs = []int32{
 	23, // 22: radgate.v1.BenchmarkRequest.stored:type_name -> radgate.v1.StoredSource
 	25, // 23: radgate.v1.BenchmarkProgress.result:type_name -> radgate.v1.BenchmarkResult
 	26, // 24: radgate.v1.BenchmarkResult.steps:type_name -> radgate.v1.BenchmarkStep
-	29, // 25: radgate.v1.BenchmarkStep.errors_by_code:type_name -> radgate.v1.BenchmarkStep.ErrorsByCodeEntry
+	33, // 25: radgate.v1.BenchmarkStep.errors_by_code:type_name -> radgate.v1.BenchmarkStep.ErrorsByCodeEntry
 	27, // 26: radgate.v1.BenchmarkStep.latency:type_name -> radgate.v1.LatencySummary
 	28, // 27: radgate.v1.BenchmarkStep.histogram:type_name -> radgate.v1.HistogramBucket
-	0,  // 28: radgate.v1.Gateway.ListModels:input_type -> radgate.v1.ListModelsRequest
-	6,  // 29: radgate.v1.Gateway.ModelStatistics:input_type -> radgate.v1.ModelStatisticsRequest
-	12, // 30: radgate.v1.Gateway.InferStudy:input_type -> radgate.v1.InferStudyRequest
-	21, // 31: radgate.v1.Gateway.Benchmark:input_type -> radgate.v1.BenchmarkRequest
-	1,  // 32: radgate.v1.Gateway.ListModels:output_type -> radgate.v1.ListModelsResponse
-	7,  // 33: radgate.v1.Gateway.ModelStatistics:output_type -> radgate.v1.ModelStatisticsResponse
-	14, // 34: radgate.v1.Gateway.InferStudy:output_type -> radgate.v1.InferStudyResponse
-	24, // 35: radgate.v1.Gateway.Benchmark:output_type -> radgate.v1.BenchmarkProgress
-	32, // [32:36] is the sub-list for method output_type
-	28, // [28:32] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	31, // 28: radgate.v1.WorklistChange.workitem:type_name -> radgate.v1.WorkitemState
+	32, // 29: radgate.v1.WorkitemState.findings:type_name -> radgate.v1.WorkitemFinding
+	0,  // 30: radgate.v1.Gateway.ListModels:input_type -> radgate.v1.ListModelsRequest
+	6,  // 31: radgate.v1.Gateway.ModelStatistics:input_type -> radgate.v1.ModelStatisticsRequest
+	12, // 32: radgate.v1.Gateway.InferStudy:input_type -> radgate.v1.InferStudyRequest
+	21, // 33: radgate.v1.Gateway.Benchmark:input_type -> radgate.v1.BenchmarkRequest
+	29, // 34: radgate.v1.Gateway.WatchWorklist:input_type -> radgate.v1.WatchWorklistRequest
+	1,  // 35: radgate.v1.Gateway.ListModels:output_type -> radgate.v1.ListModelsResponse
+	7,  // 36: radgate.v1.Gateway.ModelStatistics:output_type -> radgate.v1.ModelStatisticsResponse
+	14, // 37: radgate.v1.Gateway.InferStudy:output_type -> radgate.v1.InferStudyResponse
+	24, // 38: radgate.v1.Gateway.Benchmark:output_type -> radgate.v1.BenchmarkProgress
+	30, // 39: radgate.v1.Gateway.WatchWorklist:output_type -> radgate.v1.WorklistChange
+	35, // [35:40] is the sub-list for method output_type
+	30, // [30:35] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_gateway_proto_init() }
@@ -2447,7 +2849,7 @@ func file_gateway_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gateway_proto_rawDesc), len(file_gateway_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	Gateway_ModelStatistics_FullMethodName = "/radgate.v1.Gateway/ModelStatistics"
 	Gateway_InferStudy_FullMethodName      = "/radgate.v1.Gateway/InferStudy"
 	Gateway_Benchmark_FullMethodName       = "/radgate.v1.Gateway/Benchmark"
+	Gateway_WatchWorklist_FullMethodName   = "/radgate.v1.Gateway/WatchWorklist"
 )
 
 // GatewayClient is the client API for Gateway service.
@@ -55,6 +56,11 @@ type GatewayClient interface {
 	// clinical work, over phantom studies or studies in the store; it
 	// streams progress and ends with a message carrying the result.
 	Benchmark(ctx context.Context, in *BenchmarkRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BenchmarkProgress], error)
+	// WatchWorklist streams the reading worklist's changes as they happen
+	// (priority raised by a finding or set by a person, state, findings),
+	// each with the workitem as it is after it. No patient data: UIDs,
+	// priorities, states and findings only.
+	WatchWorklist(ctx context.Context, in *WatchWorklistRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WorklistChange], error)
 }
 
 type gatewayClient struct {
@@ -117,6 +123,25 @@ func (c *gatewayClient) Benchmark(ctx context.Context, in *BenchmarkRequest, opt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Gateway_BenchmarkClient = grpc.ServerStreamingClient[BenchmarkProgress]
 
+func (c *gatewayClient) WatchWorklist(ctx context.Context, in *WatchWorklistRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WorklistChange], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Gateway_ServiceDesc.Streams[2], Gateway_WatchWorklist_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchWorklistRequest, WorklistChange]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Gateway_WatchWorklistClient = grpc.ServerStreamingClient[WorklistChange]
+
 // GatewayServer is the server API for Gateway service.
 // All implementations must embed UnimplementedGatewayServer
 // for forward compatibility.
@@ -137,6 +162,11 @@ type GatewayServer interface {
 	// clinical work, over phantom studies or studies in the store; it
 	// streams progress and ends with a message carrying the result.
 	Benchmark(*BenchmarkRequest, grpc.ServerStreamingServer[BenchmarkProgress]) error
+	// WatchWorklist streams the reading worklist's changes as they happen
+	// (priority raised by a finding or set by a person, state, findings),
+	// each with the workitem as it is after it. No patient data: UIDs,
+	// priorities, states and findings only.
+	WatchWorklist(*WatchWorklistRequest, grpc.ServerStreamingServer[WorklistChange]) error
 	mustEmbedUnimplementedGatewayServer()
 }
 
@@ -158,6 +188,9 @@ func (UnimplementedGatewayServer) InferStudy(grpc.ClientStreamingServer[InferStu
 }
 func (UnimplementedGatewayServer) Benchmark(*BenchmarkRequest, grpc.ServerStreamingServer[BenchmarkProgress]) error {
 	return status.Error(codes.Unimplemented, "method Benchmark not implemented")
+}
+func (UnimplementedGatewayServer) WatchWorklist(*WatchWorklistRequest, grpc.ServerStreamingServer[WorklistChange]) error {
+	return status.Error(codes.Unimplemented, "method WatchWorklist not implemented")
 }
 func (UnimplementedGatewayServer) mustEmbedUnimplementedGatewayServer() {}
 func (UnimplementedGatewayServer) testEmbeddedByValue()                 {}
@@ -234,6 +267,17 @@ func _Gateway_Benchmark_Handler(srv interface{}, stream grpc.ServerStream) error
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Gateway_BenchmarkServer = grpc.ServerStreamingServer[BenchmarkProgress]
 
+func _Gateway_WatchWorklist_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchWorklistRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(GatewayServer).WatchWorklist(m, &grpc.GenericServerStream[WatchWorklistRequest, WorklistChange]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Gateway_WatchWorklistServer = grpc.ServerStreamingServer[WorklistChange]
+
 // Gateway_ServiceDesc is the grpc.ServiceDesc for Gateway service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -259,6 +303,11 @@ var Gateway_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Benchmark",
 			Handler:       _Gateway_Benchmark_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "WatchWorklist",
+			Handler:       _Gateway_WatchWorklist_Handler,
 			ServerStreams: true,
 		},
 	},
