@@ -47,6 +47,7 @@ import (
 	"github.com/radgate/radgate/sr"
 	"github.com/radgate/radgate/store"
 	"github.com/radgate/radgate/study"
+	"github.com/radgate/radgate/web"
 	"github.com/radgate/radgate/worklist"
 )
 
@@ -65,6 +66,8 @@ type Gateway struct {
 	profiler *pyroscope.Profiler
 	engine   *inference.Engine
 	dicomweb *dicomweb.Server
+	// web is the reading worklist page at /.
+	web *web.Server
 	// The pipeline after ingest: study assembly, jobs, the outbox.
 	assembler *study.Assembler
 	runner    *results.Runner
@@ -147,10 +150,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 
 	ing := ingest.New(st, log, g.assembler.Released)
 	if g.dicomweb, err = dicomweb.New(st, ing, dicomweb.Config{
-		MaxRequestBytes: cfg.DICOMwebMaxBody, MaxParts: cfg.DICOMwebMaxParts,
+		MaxRequestBytes: cfg.DICOMwebMaxBody, MaxParts: cfg.DICOMwebMaxParts, Worklist: g.worklist,
 	}, log, g.reg); err != nil {
 		g.closeAll()
 		return nil, fmt.Errorf("gateway: DICOMweb: %w", err)
+	}
+	if g.web, err = web.New(g.worklist, web.Config{DICOMweb: dicomweb.Prefix}, log); err != nil {
+		g.closeAll()
+		return nil, fmt.Errorf("gateway: worklist page: %w", err)
 	}
 
 	g.dimse = &dimse.Server{
@@ -187,7 +194,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 	g.grpc = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(kserve.MaxRecvMsgSize)}, gopts...)...)
 	kserve.Register(g.grpc, g.engine, version)
-	radgateapi.Register(g.grpc, g.engine, radgateapi.Config{Rules: g.rules, Equipment: g.equipment(), Store: st})
+	radgateapi.Register(g.grpc, g.engine, radgateapi.Config{Rules: g.rules, Equipment: g.equipment(), Store: st, Worklist: g.worklist})
 	kserve.AddHealthAndReflection(g.grpc)
 	g.http = &http.Server{
 		Handler:           g.routes(),
@@ -230,6 +237,9 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 		dests = append(dests, r.Destinations...)
 	}
 	for _, d := range dests {
+		if strings.HasPrefix(d, "mllp://") {
+			return fmt.Errorf("gateway: results go to DICOM destinations, not HL7 %q (that is worklist_hl7_to)", d)
+		}
 		if _, err := delivery.Parse(d, cfg.AETitle); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
@@ -252,10 +262,18 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 		dcfg.Senders = map[string]delivery.Sender{ehr.dest: ehr.client.Sender()}
 		rcfg.Notify, scfg.Notify = ehr.report, ehr.study
 	}
+	upsSinks, err := upsSinks(cfg, &dcfg)
+	if err != nil {
+		return err
+	}
 	if g.outbox, err = delivery.New(work, dcfg, g.log, g.reg, latency); err != nil {
 		return err
 	}
-	if g.worklist, err = worklist.New(g.store.Worklist(), nil, g.log, g.reg); err != nil {
+	hl7, err := g.hl7Sinks(cfg)
+	if err != nil {
+		return err
+	}
+	if g.worklist, err = worklist.New(g.store.Worklist(), append(hl7, upsSinks...), g.log, g.reg); err != nil {
 		return err
 	}
 	scfg.Workitem = g.worklist.StudyComplete
@@ -300,6 +318,9 @@ func (g *Gateway) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	g.dicomweb.Register(mux)
+	// The reading worklist page: /, /worklist/... (PHI: put behind
+	// authentication before real patient data reaches it).
+	g.web.Register(mux)
 	return mux
 }
 
@@ -319,7 +340,12 @@ func (g *Gateway) Banner(ctx context.Context) string {
 		grpcSec += ", bearer token"
 	}
 	fmt.Fprintf(&b, "  gRPC        %s  (KServe v2 %s, %s, health, reflection; %s)\n", g.GRPCAddr(), kserve.ServiceName, radgateapi.ServiceName, grpcSec)
-	fmt.Fprintf(&b, "  HTTP        %s  (DICOMweb %s: STOW-RS, QIDO-RS, WADO-RS; /healthz /readyz /metrics)\n", g.HTTPAddr(), dicomweb.Prefix)
+	fmt.Fprintf(&b, "  HTTP        %s  (worklist page /; DICOMweb %s: STOW-RS, QIDO-RS, WADO-RS, UPS-RS; /healthz /readyz /metrics)\n", g.HTTPAddr(), dicomweb.Prefix)
+	sinks := append(slices.Clone(c.WorklistHL7To), c.WorklistUPSTo...)
+	if len(sinks) == 0 {
+		sinks = []string{"none"}
+	}
+	fmt.Fprintf(&b, "  worklist    priority updates to %s\n", strings.Join(sinks, ", "))
 	n, _ := g.store.CountInstances(ctx)
 	fmt.Fprintf(&b, "  data        %s  (%d instances; refuse below %d bytes free)\n", c.DataDir, n, c.MinFreeDisk)
 	policy := "any calling AE"

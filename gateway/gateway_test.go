@@ -245,6 +245,8 @@ func TestBadDestinationStopsTheStart(t *testing.T) {
 	for _, dest := range []string{"dimse://127.0.0.1:104", "ftp://pacs"} {
 		startRefused(t, "invalid destination", "RADGATE_RESULTS_TO="+dest)
 	}
+	startRefused(t, "not HL7", "RADGATE_RESULTS_TO=mllp://127.0.0.1:2575")
+	startRefused(t, "worklist_ups_to", "RADGATE_WORKLIST_UPS_TO=ftp://manager")
 	g, _, _ := startGateway(t, "RADGATE_RESULTS_TO=dimse://PACS@127.0.0.1:104")
 	b := g.Banner(context.Background())
 	for _, want := range []string{"route       head-ct: CT HEAD/BRAIN → ct-ich", "results to  dimse://PACS@127.0.0.1:104"} {

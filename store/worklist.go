@@ -131,7 +131,6 @@ func scanWorkitem(s scanner) (Workitem, error) {
 	return w, nil
 }
 
-
 // CreateWorkitem implements Worklist.
 func (x *SQLiteIndex) CreateWorkitem(ctx context.Context, w Workitem, actor string, out ...NewDelivery) (created Workitem, err error) {
 	err = x.inTx(ctx, "create workitem", func(tx *sql.Tx) error {

@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/radgate/radgate/dcm"
-	"github.com/radgate/radgate/internal/metric"
 	"github.com/radgate/radgate/inference"
+	"github.com/radgate/radgate/internal/metric"
 	"github.com/radgate/radgate/internal/stage"
 	"github.com/radgate/radgate/store"
 )
