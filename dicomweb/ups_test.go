@@ -14,25 +14,13 @@ import (
 
 	"github.com/radgate/radgate/ingest"
 	"github.com/radgate/radgate/internal/dicomjson"
-	"github.com/radgate/radgate/store"
-	"github.com/radgate/radgate/worklist"
+	"github.com/radgate/radgate/internal/worklisttest"
 )
 
 // newUPSServer is a Server with the worklist over a fresh store.
 func newUPSServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), SegmentSize: 8 << 20}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	wl, err := worklist.New(st.Worklist(), nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { wl.Run(ctx); close(done) }()
+	st, wl := worklisttest.Open(t)
 	s, err := New(st, ingest.New(st, nil, nil), Config{Worklist: wl}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +28,7 @@ func newUPSServer(t *testing.T) *httptest.Server {
 	mux := http.NewServeMux()
 	s.Register(mux)
 	hs := httptest.NewServer(mux)
-	t.Cleanup(func() { hs.Close(); cancel(); <-done })
+	t.Cleanup(hs.Close)
 	return hs
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/radgate/radgate/inference"
+	"github.com/radgate/radgate/internal/worklisttest"
 	"github.com/radgate/radgate/models"
 	"github.com/radgate/radgate/store"
 	"github.com/radgate/radgate/worklist"
@@ -45,19 +46,7 @@ func (b *syncBuffer) String() string {
 // newFixture is the page over a real store and worklist, served.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), SegmentSize: 4 << 20}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	wl, err := worklist.New(st.Worklist(), nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { wl.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	st, wl := worklisttest.Open(t)
 	logs := &syncBuffer{}
 	ws, err := New(wl, Config{}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {

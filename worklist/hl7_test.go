@@ -37,22 +37,6 @@ func TestHL7Escape(t *testing.T) {
 	}
 }
 
-// hl7Fixture is newFixture with HL7 sinks.
-func hl7Fixture(t *testing.T, sinks ...Sink) *fixture {
-	t.Helper()
-	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), SegmentSize: 4 << 20}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	reg := prometheus.NewRegistry()
-	wl, err := New(st.Worklist(), sinks, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{st: st, wl: wl, reg: reg}
-}
-
 // hl7Instances are instances(3) with delimiters in the patient's name and
 // the accession number.
 func hl7Instances() []store.Instance {
@@ -108,7 +92,7 @@ func TestHL7Messages(t *testing.T) {
 	const dest = "mllp://127.0.0.1:2575"
 	sink := NewHL7Sink(dest, "RADGATE", "HOSP")
 	sink.Phantoms = func(m, v string) bool { return m == "ct-ich" && v == "1.0.0" }
-	f := hl7Fixture(t, sink)
+	f := newFixture(t, sink)
 	f.hl7Study(t, 0.93)
 	ds, err := f.st.Work().DueDeliveries(context.Background(), dest, time.Now().Add(time.Hour), 16)
 	if err != nil {
@@ -249,7 +233,7 @@ func TestHL7ToRIS(t *testing.T) {
 	srv := peertest.StartHL7Server(t, peertest.MustFreePort(t), "AA", msgs)
 	sink := NewHL7Sink("mllp://"+srv.Addr, "RADGATE", "HOSP")
 	sink.Phantoms = func(string, string) bool { return true }
-	f := hl7Fixture(t, sink)
+	f := newFixture(t, sink)
 	o := f.outbox(t)
 	f.hl7Study(t, 0.93)
 	o.Notify()
@@ -292,7 +276,7 @@ func TestHL7RISDown(t *testing.T) {
 	port := peertest.MustFreePort(t)
 	msgs := filepath.Join(t.TempDir(), "msgs.jsonl")
 	dest := "mllp://127.0.0.1:" + strconv.Itoa(port)
-	f := hl7Fixture(t, NewHL7Sink(dest, "RADGATE", "HOSP"))
+	f := newFixture(t, NewHL7Sink(dest, "RADGATE", "HOSP"))
 	o := f.outbox(t)
 	f.hl7Study(t, 0.93)
 	o.Notify()

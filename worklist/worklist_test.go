@@ -25,7 +25,8 @@ type fixture struct {
 	reg *prometheus.Registry
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture is the worklist, with sinks, over a fresh store, running.
+func newFixture(t *testing.T, sinks ...Sink) *fixture {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), SegmentSize: 4 << 20}, nil, nil)
 	if err != nil {
@@ -33,7 +34,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	reg := prometheus.NewRegistry()
-	wl, err := New(st.Worklist(), nil, nil, reg)
+	wl, err := New(st.Worklist(), sinks, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,26 +7,14 @@ import (
 
 	radgatev1 "github.com/radgate/radgate/api/radgate/v1"
 	"github.com/radgate/radgate/inference"
-	"github.com/radgate/radgate/store"
+	"github.com/radgate/radgate/internal/worklisttest"
 	"github.com/radgate/radgate/worklist"
 )
 
 // newWorklist is a running worklist over a fresh store.
 func newWorklist(t *testing.T) *worklist.Service {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), SegmentSize: 4 << 20}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	wl, err := worklist.New(st.Worklist(), nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { wl.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	_, wl := worklisttest.Open(t)
 	return wl
 }
 
