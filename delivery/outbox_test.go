@@ -170,6 +170,10 @@ func TestOutboxDCMTK(t *testing.T) {
 	if dead.Attempts != 4 || !strings.Contains(dead.LastError, "connect") {
 		t.Errorf("dead delivery %+v: want 4 attempts and the connect error", dead)
 	}
+	// The metric follows the recorded state by a moment.
+	for deadline := time.Now().Add(2 * time.Second); testutil.ToFloat64(o.m.attempts.WithLabelValues("sr", "dead")) != 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := testutil.ToFloat64(o.m.attempts.WithLabelValues("sr", "dead")); n != 1 {
 		t.Errorf("dead attempts metric = %v, want 1", n)
 	}
