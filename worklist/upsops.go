@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/internal/dicomjson"
 	"github.com/radgate/radgate/store"
@@ -28,14 +29,14 @@ func (s *Service) Create(ctx context.Context, uid string, d dicomjson.Dataset, a
 	if err != nil {
 		return store.Workitem{}, err
 	}
-	w, err = s.wl.CreateWorkitem(ctx, w, actor, out...)
+	created, err := s.wl.CreateWorkitem(ctx, w, actor, out...)
 	if errors.Is(err, store.ErrExists) {
-		return w, fmt.Errorf("%w: %s", ErrExists, uid)
+		return created, fmt.Errorf("%w: %s (or its study's)", ErrExists, dcm.UIDRef(w.UID))
 	}
 	if err == nil {
 		s.changed()
 	}
-	return w, err
+	return created, err
 }
 
 // Update sets attributes of a workitem (N-SET): not its state or UIDs;
