@@ -2,7 +2,6 @@ package dicomweb
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -113,15 +112,7 @@ func (s *Server) upsRoutes(mux *http.ServeMux) {
 
 // upsFail answers a worklist error with its UPS-RS status.
 func (s *Server) upsFail(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, worklist.ErrInvalid):
-		code = http.StatusBadRequest
-	case errors.Is(err, worklist.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, worklist.ErrExists), errors.Is(err, worklist.ErrState), errors.Is(err, worklist.ErrTransaction):
-		code = http.StatusConflict
-	}
+	code := worklist.HTTPStatus(err)
 	msg := "dicomweb: " + err.Error()
 	if code == http.StatusInternalServerError {
 		msg = "dicomweb: the worklist failed"

@@ -152,15 +152,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name s
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, worklist.ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, worklist.ErrInvalid):
-		code = http.StatusBadRequest
-	case errors.Is(err, worklist.ErrState):
-		code = http.StatusConflict
-	}
+	code := worklist.HTTPStatus(err)
 	if code >= 500 {
 		// Store errors name tables and UIDs, never patient data.
 		s.log.Error("web: request failed", "route", r.Pattern, "err", err)

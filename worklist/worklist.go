@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +42,22 @@ var (
 	// ErrExists: a workitem with that UID exists.
 	ErrExists = errors.New("worklist: workitem exists")
 )
+
+// HTTPStatus is the HTTP status that answers err, for UPS-RS (PS3.18
+// 11) and the worklist page alike: 400 invalid, 404 not found, 409 a
+// conflict with the workitem (it exists, its state, its transaction), 500
+// anything else.
+func HTTPStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrExists), errors.Is(err, ErrState), errors.Is(err, ErrTransaction):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
 
 // Sink turns a workitem's change into the deliveries that tell another
 // system (an HL7 RIS, an external UPS-RS worklist manager), queued in the

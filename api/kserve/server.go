@@ -101,7 +101,7 @@ func (s *Service) ModelReady(_ context.Context, r *inferencev2.ModelReadyRequest
 	if r.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "model name is empty")
 	}
-	l, ok := s.eng.Lookup(ref(r.GetName(), r.GetVersion()))
+	l, ok := s.eng.Lookup(Ref(r.GetName(), r.GetVersion()))
 	if ok {
 		ok, _ = l.Health()
 	}
@@ -240,8 +240,8 @@ func int64Param(v int64) *inferencev2.InferParameter {
 	return &inferencev2.InferParameter{ParameterChoice: &inferencev2.InferParameter_Int64Param{Int64Param: v}}
 }
 
-// ref is the engine's model reference: name, or name@version.
-func ref(name, version string) string {
+// Ref is the engine's model reference: name, or name@version.
+func Ref(name, version string) string {
 	if version == "" {
 		return name
 	}
@@ -252,9 +252,9 @@ func (s *Service) lookup(name, version string) (*inference.Loaded, error) {
 	if name == "" {
 		return nil, status.Error(codes.InvalidArgument, "model name is empty")
 	}
-	l, ok := s.eng.Lookup(ref(name, version))
+	l, ok := s.eng.Lookup(Ref(name, version))
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "model %q not loaded", ref(name, version))
+		return nil, status.Errorf(codes.NotFound, "model %q not loaded", Ref(name, version))
 	}
 	return l, nil
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/radgate/radgate/api/kserve"
 	radgatev1 "github.com/radgate/radgate/api/radgate/v1"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/sr"
@@ -98,7 +99,7 @@ func (s *Service) ModelStatistics(_ context.Context, r *radgatev1.ModelStatistic
 		resp.ModelStats = append(resp.ModelStats, statistics(l, st))
 	}
 	if r.GetName() != "" && len(resp.ModelStats) == 0 {
-		return nil, status.Errorf(codes.NotFound, "model %q not loaded", ref(r.GetName(), r.GetVersion()))
+		return nil, status.Errorf(codes.NotFound, "model %q not loaded", kserve.Ref(r.GetName(), r.GetVersion()))
 	}
 	return resp, nil
 }
@@ -122,14 +123,6 @@ func statistics(l *inference.Loaded, st inference.Stats) *radgatev1.ModelStatist
 		}
 	}
 	return out
-}
-
-// ref is the engine's model reference: name, or name@version.
-func ref(name, version string) string {
-	if version == "" {
-		return name
-	}
-	return name + "@" + version
 }
 
 // priority parses a request's priority; empty is def.
