@@ -41,9 +41,12 @@ type Config struct {
 	DIMSEAddr   string
 	HTTPAddr    string
 	GRPCAddr    string
-	GRPCTLSCert string
-	GRPCTLSKey  string
 	GRPCToken   string
+	// TLS: one server identity for the DIMSE TLS port, HTTPS and gRPC.
+	TLSCert      string
+	TLSKey       string
+	TLSClientCA  string
+	DIMSETLSAddr string
 	LogLevel    string
 	LogFormat   string
 
@@ -167,17 +170,25 @@ func Settings() []Setting {
 			c.HTTPAddr = v
 			return hostPort(v)
 		}},
-		{"grpc_addr", ":50051", "gRPC listen address: the KServe v2 inference protocol (inference.GRPCInferenceService), health and reflection", func(c *Config, v string) error {
+		{"grpc_addr", ":50051", "gRPC listen address: the KServe v2 inference protocol (inference.GRPCInferenceService), radgate.v1.Gateway, health and reflection", func(c *Config, v string) error {
 			c.GRPCAddr = v
 			return hostPort(v)
 		}},
-		{"grpc_tls_cert", "", "server certificate (PEM) for gRPC over TLS 1.2+ (with grpc_tls_key; empty: plaintext)", func(c *Config, v string) error {
-			c.GRPCTLSCert = v
+		{"tls_cert", "", "server certificate chain (PEM) for TLS 1.2+ under the BCP 195 profile (PS3.15 B.12): when set, HTTP and gRPC serve TLS only and DIMSE also listens on dimse_tls_addr; reloaded when the file changes (empty: no TLS)", func(c *Config, v string) error {
+			c.TLSCert = v
 			return nil
 		}},
-		{"grpc_tls_key", "", "private key (PEM) of grpc_tls_cert", func(c *Config, v string) error {
-			c.GRPCTLSKey = v
+		{"tls_key", "", "private key (PEM) of tls_cert", func(c *Config, v string) error {
+			c.TLSKey = v
 			return nil
+		}},
+		{"tls_client_ca", "", "CA certificates (PEM) that sign DIMSE peers' client certificates: when set, a peer on dimse_tls_addr must present a valid one (node authentication)", func(c *Config, v string) error {
+			c.TLSClientCA = v
+			return nil
+		}},
+		{"dimse_tls_addr", ":2762", "DIMSE over TLS listen address (the DICOM TLS port; used when tls_cert is set)", func(c *Config, v string) error {
+			c.DIMSETLSAddr = v
+			return hostPort(v)
 		}},
 		{"grpc_token", "", "bearer token every gRPC call but health must carry (empty: none)", func(c *Config, v string) error {
 			c.GRPCToken = v
@@ -445,6 +456,12 @@ func Load(path string, environ []string, fs *flag.FlagSet) (*Config, error) {
 		if err := s.set(c, l.values[s.Key]); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %s=%q (from %s): %v", ErrInvalid, s.Key, l.values[s.Key], l.origin[s.Key], err))
 		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("%w: tls_cert and tls_key are set together", ErrInvalid))
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, fmt.Errorf("%w: tls_client_ca needs tls_cert (client certificates are checked on the DIMSE TLS port)", ErrInvalid))
 	}
 	return c, errors.Join(errs...)
 }

@@ -113,6 +113,7 @@ const (
 	EndShutdown                       // aborted by server shutdown
 	EndHandlerPanic                   // a service handler panicked
 	EndLocalError                     // an I/O or internal error on our side
+	EndTLSRefused                     // the TLS handshake failed (no TLS, untrusted or expired certificate)
 )
 
 var endReasonNames = [...]string{
@@ -130,6 +131,7 @@ var endReasonNames = [...]string{
 	EndShutdown:      "shutdown",
 	EndHandlerPanic:  "handler_panic",
 	EndLocalError:    "local_error",
+	EndTLSRefused:    "tls_refused",
 }
 
 func (r EndReason) String() string {

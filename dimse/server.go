@@ -2,6 +2,7 @@ package dimse
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,17 @@ type AssociationInfo struct {
 	CalledAE   string
 	CallingAE  string
 	RemoteAddr string
+	// TLSPeer is the subject of the peer's verified client certificate
+	// (node authentication, PS3.15 B.12); "" without TLS or without one.
+	TLSPeer string
+}
+
+// TLSRefuser is an optional interface of a Handler: it is told of every
+// connection on a TLS port whose handshake failed (plain TCP, an untrusted,
+// expired or missing client certificate), so the refusal can be audited as
+// a node authentication failure.
+type TLSRefuser interface {
+	TLSRefused(remoteAddr string, err error)
 }
 
 // Server is a DIMSE SCP (C-ECHO and C-STORE), after net/http.Server:
@@ -89,6 +101,14 @@ func (s *Server) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return s.Logger
+}
+
+// ServeTLS is Serve over TLS: each connection completes its handshake
+// (within ARTIM) before any PDU is read, and one that does not is closed
+// with a log line and the tls_refused end reason. cfg decides the policy
+// (internal/tlsconf: BCP 195, optional client certificates).
+func (s *Server) ServeTLS(l net.Listener, cfg *tls.Config) error {
+	return s.Serve(tls.NewListener(l, cfg))
 }
 
 // Serve accepts connections on l, one goroutine per association, until
@@ -232,7 +252,7 @@ func (s *Server) serveAssociation(a *Association) {
 		switch reason {
 		case EndReleased:
 			log.Debug("dimse: association released", attrs...)
-		case EndRejected:
+		case EndRejected, EndTLSRefused:
 			// Logged where the decision was made.
 		case EndPeerClosed:
 			if !established && !a.sawPDU {
@@ -247,6 +267,21 @@ func (s *Server) serveAssociation(a *Association) {
 		}
 	}()
 
+	tlsPeer := ""
+	if tc, ok := a.conn.(*tls.Conn); ok {
+		if tlsPeer, err = s.handshake(tc); err != nil {
+			log.Warn("dimse: TLS connection refused", "err", err)
+			if r, ok := s.Handler.(TLSRefuser); ok {
+				r.TLSRefused(peer, err)
+			}
+			err = endWith(EndTLSRefused, err)
+			return
+		}
+		if tlsPeer != "" {
+			log = log.With("tls_peer", tlsPeer)
+			a.log = log
+		}
+	}
 	a.fire(evt05) // AE-5: transport connection indication, ARTIM started
 	r := a.recv()
 	if r.ev != evt06 {
@@ -302,8 +337,27 @@ func (s *Server) serveAssociation(a *Association) {
 	if len(accepted) == 0 {
 		log.Warn("dimse: association accepted with no usable presentation context", "contexts_proposed", len(rq.PresentationContexts))
 	}
-	info := AssociationInfo{ID: id, CalledAE: rq.CalledAE, CallingAE: rq.CallingAE, RemoteAddr: peer}
+	info := AssociationInfo{ID: id, CalledAE: rq.CalledAE, CallingAE: rq.CallingAE, RemoteAddr: peer, TLSPeer: tlsPeer}
 	err = s.serveMessages(a, info, log)
+}
+
+// handshake completes TLS within ARTIM (a peer that connects and stays
+// silent holds nothing longer than one that skips A-ASSOCIATE-RQ) and
+// returns the verified client certificate's subject, if any.
+func (s *Server) handshake(tc *tls.Conn) (string, error) {
+	artim := s.ARTIM
+	if artim <= 0 {
+		artim = DefaultARTIM
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), artim)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return "", err
+	}
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		return certs[0].Subject.String(), nil
+	}
+	return "", nil
 }
 
 // reserve counts a new established association if the limit allows.

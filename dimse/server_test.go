@@ -60,6 +60,12 @@ type testServer struct {
 
 func startServer(t *testing.T, mod func(*Server)) *testServer {
 	t.Helper()
+	return startServing(t, mod, (*Server).Serve)
+}
+
+// startServing is startServer with the serving call chosen (ServeTLS).
+func startServing(t *testing.T, mod func(*Server), serve func(*Server, net.Listener) error) *testServer {
+	t.Helper()
 	baseline := runtime.NumGoroutine()
 	logs := &bytes.Buffer{}
 	mu := &sync.Mutex{}
@@ -79,7 +85,7 @@ func startServer(t *testing.T, mod func(*Server)) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{Server: s, addr: l.Addr().String(), h: h, logs: logs, mu: mu, done: make(chan error, 1)}
-	go func() { ts.done <- s.Serve(l) }()
+	go func() { ts.done <- serve(s, l) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -43,6 +43,7 @@ import (
 	"github.com/radgate/radgate/inference/ort"
 	"github.com/radgate/radgate/ingest"
 	"github.com/radgate/radgate/internal/stage"
+	"github.com/radgate/radgate/internal/tlsconf"
 	"github.com/radgate/radgate/results"
 	"github.com/radgate/radgate/sr"
 	"github.com/radgate/radgate/store"
@@ -59,6 +60,10 @@ type Gateway struct {
 	store    *store.Store
 	dimse    *dimse.Server
 	dimseLn  net.Listener
+	// dimseTLSLn is the DICOM TLS port (nil without tls_cert); tls holds
+	// the identity HTTPS, gRPC and it serve, reloaded when renewed.
+	dimseTLSLn net.Listener
+	tls        *tlsconf.Source
 	http     *http.Server
 	httpLn   net.Listener
 	grpc     *grpc.Server
@@ -175,24 +180,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		Logger:       log,
 		Metrics:      dimse.NewMetrics(g.reg),
 	}
-	if g.dimseLn, err = net.Listen("tcp", cfg.DIMSEAddr); err != nil {
-		g.closeAll()
-		return nil, fmt.Errorf("gateway: DIMSE listen: %w", err)
-	}
-	if g.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		g.closeAll()
-		return nil, fmt.Errorf("gateway: HTTP listen: %w", err)
-	}
-	if g.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		g.closeAll()
-		return nil, fmt.Errorf("gateway: gRPC listen: %w", err)
-	}
-	gopts, err := grpcOptions(cfg)
-	if err != nil {
+	if err := g.listen(cfg); err != nil {
 		g.closeAll()
 		return nil, err
 	}
-	g.grpc = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(kserve.MaxRecvMsgSize)}, gopts...)...)
+	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(kserve.MaxRecvMsgSize)}
+	if g.tls != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(g.tls.Server(tls.NoClientCert, "h2"))))
+	}
+	if cfg.GRPCToken != "" {
+		gopts = append(gopts, kserve.BearerToken(cfg.GRPCToken)...)
+	}
+	g.grpc = grpc.NewServer(gopts...)
 	kserve.Register(g.grpc, g.engine, version)
 	radgateapi.Register(g.grpc, g.engine, radgateapi.Config{Rules: g.rules, Equipment: g.equipment(), Store: st, Worklist: g.worklist})
 	kserve.AddHealthAndReflection(g.grpc)
@@ -218,6 +217,46 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		}
 	}
 	return g, nil
+}
+
+// listen binds the ports; with tls_cert, HTTP is HTTPS only (HTTP/2 and
+// 1.1 over TLS) and DIMSE gains its TLS port next to the plain one.
+func (g *Gateway) listen(cfg *config.Config) error {
+	var err error
+	if cfg.TLSCert != "" {
+		if g.tls, err = tlsconf.Load(tlsconf.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}, g.log, g.reg); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		if g.dimseTLSLn, err = net.Listen("tcp", cfg.DIMSETLSAddr); err != nil {
+			return fmt.Errorf("gateway: DIMSE TLS listen: %w", err)
+		}
+	}
+	if g.dimseLn, err = net.Listen("tcp", cfg.DIMSEAddr); err != nil {
+		return fmt.Errorf("gateway: DIMSE listen: %w", err)
+	}
+	if g.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("gateway: HTTP listen: %w", err)
+	}
+	if g.tls != nil {
+		g.httpLn = tls.NewListener(g.httpLn, g.tls.Server(tls.NoClientCert, "h2", "http/1.1"))
+	}
+	if g.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return fmt.Errorf("gateway: gRPC listen: %w", err)
+	}
+	return nil
+}
+
+// ReloadTLS re-reads the certificate files now (radgate serve does it on
+// SIGHUP; a change is also noticed within seconds without one).
+func (g *Gateway) ReloadTLS() {
+	if g.tls == nil {
+		return
+	}
+	if err := g.tls.Reload(); err != nil {
+		g.log.Error("radgate: TLS certificate reload failed; still serving the previous one", "err", err)
+		return
+	}
+	g.log.Info("radgate: TLS certificate reloaded")
 }
 
 // pipeline builds what follows ingest: study assembly with the routing
@@ -292,8 +331,15 @@ func (g *Gateway) equipment() sr.Equipment {
 	return sr.Equipment{Manufacturer: "radgate", SoftwareVersion: g.version}
 }
 
-// DIMSEAddr, HTTPAddr and GRPCAddr are the bound listen addresses.
+// DIMSEAddr, HTTPAddr and GRPCAddr are the bound listen addresses;
+// DIMSETLSAddr is nil without TLS.
 func (g *Gateway) DIMSEAddr() net.Addr { return g.dimseLn.Addr() }
+func (g *Gateway) DIMSETLSAddr() net.Addr {
+	if g.dimseTLSLn == nil {
+		return nil
+	}
+	return g.dimseTLSLn.Addr()
+}
 func (g *Gateway) HTTPAddr() net.Addr  { return g.httpLn.Addr() }
 func (g *Gateway) GRPCAddr() net.Addr  { return g.grpcLn.Addr() }
 
@@ -332,15 +378,22 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	fmt.Fprintf(&b, "  AE title    %s\n", c.AETitle)
 	fmt.Fprintf(&b, "  DIMSE       %s  (max PDU %d bytes, %d associations, ARTIM %s, idle %s)\n",
 		g.DIMSEAddr(), c.DIMSEMaxPDU, c.DIMSEMaxAssociations, c.DIMSEARTIM, c.DIMSEIdleTimeout)
-	grpcSec := "plaintext"
-	if c.GRPCTLSCert != "" {
-		grpcSec = "TLS"
+	if g.dimseTLSLn != nil {
+		node := "no client certificate asked"
+		if c.TLSClientCA != "" {
+			node = "client certificate required (node authentication)"
+		}
+		fmt.Fprintf(&b, "  DIMSE TLS   %s  (TLS 1.2+, BCP 195; %s)\n", g.DIMSETLSAddr(), node)
+	}
+	grpcSec, web := "plaintext", "HTTP"
+	if g.tls != nil {
+		grpcSec, web = "TLS", "HTTPS"
 	}
 	if c.GRPCToken != "" {
 		grpcSec += ", bearer token"
 	}
 	fmt.Fprintf(&b, "  gRPC        %s  (KServe v2 %s, %s, health, reflection; %s)\n", g.GRPCAddr(), kserve.ServiceName, radgateapi.ServiceName, grpcSec)
-	fmt.Fprintf(&b, "  HTTP        %s  (worklist page /; DICOMweb %s: STOW-RS, QIDO-RS, WADO-RS, UPS-RS; /healthz /readyz /metrics)\n", g.HTTPAddr(), dicomweb.Prefix)
+	fmt.Fprintf(&b, "  %-11s %s  (worklist page /; DICOMweb %s: STOW-RS, QIDO-RS, WADO-RS, UPS-RS; /healthz /readyz /metrics)\n", web, g.HTTPAddr(), dicomweb.Prefix)
 	sinks := append(slices.Clone(c.WorklistHL7To), c.WorklistUPSTo...)
 	if len(sinks) == 0 {
 		sinks = []string{"none"}
@@ -427,7 +480,7 @@ func describeMatch(r study.Rule) string {
 // Run serves until ctx is cancelled, then shuts down within the grace
 // period. It returns the first serving error, if any.
 func (g *Gateway) Run(ctx context.Context) error {
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -436,6 +489,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("gateway: DIMSE: %w", err)
 		}
 	}()
+	if g.dimseTLSLn != nil {
+		clientAuth := tls.NoClientCert
+		if g.tls.HasClientCA() {
+			clientAuth = tls.RequireAndVerifyClientCert
+		}
+		wg.Go(func() {
+			if err := g.dimse.ServeTLS(g.dimseTLSLn, g.tls.Server(clientAuth)); err != nil && !errors.Is(err, dimse.ErrServerClosed) {
+				errc <- fmt.Errorf("gateway: DIMSE TLS: %w", err)
+			}
+		})
+	}
 	go func() {
 		defer wg.Done()
 		if err := g.http.Serve(g.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -483,22 +547,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return runErr
 }
 
-// grpcOptions are the gRPC server's TLS and token hooks.
-func grpcOptions(cfg *config.Config) ([]grpc.ServerOption, error) {
-	var opts []grpc.ServerOption
-	if cfg.GRPCTLSCert != "" || cfg.GRPCTLSKey != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.GRPCTLSCert, cfg.GRPCTLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("gateway: gRPC TLS: %w", err)
-		}
-		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
-	}
-	if cfg.GRPCToken != "" {
-		opts = append(opts, kserve.BearerToken(cfg.GRPCToken)...)
-	}
-	return opts, nil
-}
-
 // stopGRPC lets in-flight RPCs finish until ctx ends, then cuts them.
 func (g *Gateway) stopGRPC(ctx context.Context) {
 	done := make(chan struct{})
@@ -516,7 +564,7 @@ func (g *Gateway) closeAll() {
 	if g.profiler != nil {
 		_ = g.profiler.Stop()
 	}
-	for _, l := range []net.Listener{g.dimseLn, g.httpLn, g.grpcLn} {
+	for _, l := range []net.Listener{g.dimseLn, g.dimseTLSLn, g.httpLn, g.grpcLn} {
 		if l != nil {
 			_ = l.Close()
 		}

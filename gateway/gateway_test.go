@@ -6,13 +6,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -53,7 +52,7 @@ func testConfig(t *testing.T, env ...string) *config.Config {
 	t.Helper()
 	env = append([]string{
 		"RADGATE_DATA_DIR=" + t.TempDir(),
-		"RADGATE_DIMSE_ADDR=127.0.0.1:0",
+		"RADGATE_DIMSE_ADDR=127.0.0.1:0", "RADGATE_DIMSE_TLS_ADDR=127.0.0.1:0",
 		"RADGATE_HTTP_ADDR=127.0.0.1:0", "RADGATE_GRPC_ADDR=127.0.0.1:0",
 		"RADGATE_MIN_FREE_DISK=0",
 		"RADGATE_ORT_LIB=" + peertest.ORTLibrary(t),
@@ -301,33 +300,15 @@ func TestGRPCServed(t *testing.T) {
 	}
 }
 
-// TestGRPCTLSAndToken: with grpc_tls_cert/key and grpc_token, a call needs
+// TestGRPCTLSAndToken: with tls_cert/key and grpc_token, a call needs
 // TLS and the token; health stays open to probes.
 func TestGRPCTLSAndToken(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "radgate-test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	g, _, _ := startGateway(t, "RADGATE_GRPC_TLS_CERT="+certFile, "RADGATE_GRPC_TLS_KEY="+keyFile, "RADGATE_GRPC_TOKEN=s3cret")
+	pki := peertest.NewPKI(t)
+	g, _, _ := startGateway(t, "RADGATE_TLS_CERT="+pki.ServerCert, "RADGATE_TLS_KEY="+pki.ServerKey, "RADGATE_GRPC_TOKEN=s3cret")
 	if b := g.Banner(context.Background()); !strings.Contains(b, "TLS, bearer token") || strings.Contains(b, "s3cret") {
 		t.Errorf("banner:\n%s", b)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	conn, err := grpc.NewClient(g.GRPCAddr().String(), grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pool, "")))
+	conn, err := grpc.NewClient(g.GRPCAddr().String(), grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pki.Pool(t), "")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,5 +348,30 @@ func TestGRPCTLSAndToken(t *testing.T) {
 	defer plain.Close()
 	if _, err := inferencev2.NewGRPCInferenceServiceClient(plain).ServerLive(good, &inferencev2.ServerLiveRequest{}); err == nil {
 		t.Error("a plaintext call to the TLS port succeeded")
+	}
+
+	// HTTP is HTTPS only, over HTTP/2 and 1.1.
+	https := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool(t)}, ForceAttemptHTTP2: true}}
+	resp, err := https.Get("https://" + g.HTTPAddr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		t.Errorf("GET /healthz over TLS: %s %s", resp.Proto, resp.Status)
+	}
+	if resp, err := http.Get("http://" + g.HTTPAddr().String() + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("plain HTTP on the HTTPS port was served")
+		}
+	}
+	// The DICOM TLS port next to the plain one (no client CA configured:
+	// DCMTK's anonymous TLS is enough).
+	echoscu := peertest.RequireTool(t, "echoscu")
+	host, port, _ := net.SplitHostPort(g.DIMSETLSAddr().String())
+	peertest.Run(t, nil, echoscu, "+tla", "+cf", pki.CA, "-aec", "RADGATE", host, port)
+	if b := g.Banner(context.Background()); !strings.Contains(b, "DIMSE TLS   "+g.DIMSETLSAddr().String()) || !strings.Contains(b, "HTTPS") {
+		t.Errorf("banner lacks the TLS ports:\n%s", b)
 	}
 }

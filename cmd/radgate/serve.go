@@ -61,8 +61,8 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// reloadOnHangup rescans the model repository on each SIGHUP until ctx
-// ends or the returned stop is called.
+// reloadOnHangup rescans the model repository and re-reads the TLS
+// certificate on each SIGHUP until ctx ends or the returned stop is called.
 func reloadOnHangup(ctx context.Context, g *gateway.Gateway) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -73,6 +73,7 @@ func reloadOnHangup(ctx context.Context, g *gateway.Gateway) (stop func()) {
 			select {
 			case <-hup:
 				g.ReloadModels(ctx)
+				g.ReloadTLS()
 			case <-ctx.Done():
 				return
 			case <-done:
