@@ -9,6 +9,7 @@ import (
 
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/ingest"
+	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/phantom"
 	"github.com/radgate/radgate/store"
 )
@@ -22,12 +23,13 @@ type testServer struct {
 
 func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), SegmentSize: 8 << 20}, nil, nil)
+	log := peertest.Logger(t)
+	st, err := store.Open(context.Background(), store.Config{DataDir: t.TempDir(), SegmentSize: 8 << 20}, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s, err := New(st, ingest.New(st, nil, nil), cfg, nil, nil)
+	s, err := New(st, ingest.New(st, log, nil), cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/radgate/radgate/dcm"
+	"github.com/radgate/radgate/internal/peertest"
 )
 
 const ctImageStorage = "1.2.840.10008.5.1.4.1.1.2"
@@ -90,6 +91,7 @@ func startServing(t *testing.T, mod func(*Server), serve func(*Server, net.Liste
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = s.Shutdown(ctx)
+		peertest.NoPHI(t, "DIMSE server log", string(ts.logBytes()))
 		if err := <-ts.done; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Serve returned %v", err)
 		}

@@ -50,7 +50,9 @@ func TestTLSWithDCMTK(t *testing.T) {
 	}
 	rec := &refusals{}
 	ts := startServing(t, func(s *Server) { rec.Handler = s.Handler; s.Handler = rec },
-		func(s *Server, l net.Listener) error { return s.ServeTLS(l, src.Server(tls.RequireAndVerifyClientCert)) })
+		func(s *Server, l net.Listener) error {
+			return s.ServeTLS(l, src.Server(tls.RequireAndVerifyClientCert))
+		})
 	host, port, _ := net.SplitHostPort(ts.addr)
 	ct := filepath.Join(t.TempDir(), "ct.dcm")
 	if err := os.WriteFile(ct, peertest.SyntheticCT(), 0o644); err != nil {

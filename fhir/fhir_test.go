@@ -94,6 +94,7 @@ func (s *syncBuffer) String() string {
 func newClient(t testing.TB, cfg Config) (*Client, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
+	t.Cleanup(func() { peertest.NoPHI(t, "FHIR client log", logs.String()) })
 	cfg.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, err := New(cfg)
 	if err != nil {

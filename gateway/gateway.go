@@ -54,23 +54,23 @@ import (
 
 // Gateway is a running radgate.
 type Gateway struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	reg      *prometheus.Registry
-	store    *store.Store
-	dimse    *dimse.Server
-	dimseLn  net.Listener
+	cfg     *config.Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	store   *store.Store
+	dimse   *dimse.Server
+	dimseLn net.Listener
 	// dimseTLSLn is the DICOM TLS port (nil without tls_cert); tls holds
 	// the identity HTTPS, gRPC and it serve, reloaded when renewed.
 	dimseTLSLn net.Listener
 	tls        *tlsconf.Source
-	http     *http.Server
-	httpLn   net.Listener
-	grpc     *grpc.Server
-	grpcLn   net.Listener
-	profiler *pyroscope.Profiler
-	engine   *inference.Engine
-	dicomweb *dicomweb.Server
+	http       *http.Server
+	httpLn     net.Listener
+	grpc       *grpc.Server
+	grpcLn     net.Listener
+	profiler   *pyroscope.Profiler
+	engine     *inference.Engine
+	dicomweb   *dicomweb.Server
 	// web is the reading worklist page at /.
 	web *web.Server
 	// The pipeline after ingest: study assembly, jobs, the outbox.
@@ -340,8 +340,8 @@ func (g *Gateway) DIMSETLSAddr() net.Addr {
 	}
 	return g.dimseTLSLn.Addr()
 }
-func (g *Gateway) HTTPAddr() net.Addr  { return g.httpLn.Addr() }
-func (g *Gateway) GRPCAddr() net.Addr  { return g.grpcLn.Addr() }
+func (g *Gateway) HTTPAddr() net.Addr { return g.httpLn.Addr() }
+func (g *Gateway) GRPCAddr() net.Addr { return g.grpcLn.Addr() }
 
 func (g *Gateway) routes() http.Handler {
 	mux := http.NewServeMux()

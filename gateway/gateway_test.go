@@ -11,7 +11,6 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -69,7 +68,7 @@ func testConfig(t *testing.T, env ...string) *config.Config {
 // mentioning want.
 func startRefused(t *testing.T, want string, env ...string) {
 	t.Helper()
-	g, err := New(context.Background(), testConfig(t, env...), slog.New(slog.DiscardHandler), "test")
+	g, err := New(context.Background(), testConfig(t, env...), peertest.Logger(t), "test")
 	if err == nil || !strings.Contains(err.Error(), want) {
 		if g != nil {
 			g.closeAll()
@@ -82,7 +81,7 @@ func startGateway(t *testing.T, env ...string) (*Gateway, context.CancelFunc, ch
 	t.Helper()
 	cfg := testConfig(t, env...)
 	ctx, cancel := context.WithCancel(context.Background())
-	g, err := New(ctx, cfg, slog.New(slog.DiscardHandler), "test")
+	g, err := New(ctx, cfg, peertest.Logger(t), "test")
 	if err != nil {
 		t.Fatal(err)
 	}

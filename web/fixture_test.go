@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/radgate/radgate/inference"
+	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/internal/worklisttest"
 	"github.com/radgate/radgate/models"
 	"github.com/radgate/radgate/store"
@@ -48,6 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	st, wl := worklisttest.Open(t)
 	logs := &syncBuffer{}
+	t.Cleanup(func() { peertest.NoPHI(t, "page log", logs.String()) })
 	ws, err := New(wl, Config{}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	radgatev1 "github.com/radgate/radgate/api/radgate/v1"
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/inference"
+	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/internal/refengine"
 	"github.com/radgate/radgate/phantom"
 	"github.com/radgate/radgate/sr"
@@ -358,7 +358,7 @@ func TestBenchmark(t *testing.T) {
 // TestBenchmarkStored runs a study from a real store.
 func TestBenchmarkStored(t *testing.T) {
 	ctx := t.Context()
-	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()}, slog.New(slog.DiscardHandler), nil)
+	st, err := store.Open(ctx, store.Config{DataDir: t.TempDir()}, peertest.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -208,7 +208,8 @@ func (r *Radgate) Relaunch() (*Radgate, error) {
 func StartRadgate(t testing.TB, bin string, env map[string]string) *Radgate {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := RadgateConfig{Bin: bin, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "radgate.log"), Env: env}
+	// Debug level: every line a test makes radgate write is checked for PHI.
+	cfg := RadgateConfig{Bin: bin, DataDir: filepath.Join(dir, "data"), LogPath: filepath.Join(dir, "radgate.log"), Env: env, LogLevel: "debug"}
 	if d := env["RADGATE_DATA_DIR"]; d != "" {
 		cfg.DataDir = d
 	}
@@ -227,7 +228,7 @@ func StartRadgateWith(t testing.TB, cfg RadgateConfig) *Radgate {
 }
 
 // cleanupRadgate stops r when t ends and fails t when a race-enabled radgate
-// reported a data race.
+// reported a data race, or when its log names a patient.
 func cleanupRadgate(t testing.TB, r *Radgate) {
 	// Registered first so that it runs last, after the stop: cleanups run
 	// in reverse order.
@@ -236,6 +237,7 @@ func cleanupRadgate(t testing.TB, r *Radgate) {
 			i := strings.Index(log, "WARNING: DATA RACE")
 			t.Errorf("radgate reported a data race (log %s):\n%s", r.LogPath, clip(log[i:], 6000))
 		}
+		NoPHI(t, r.LogPath, r.Log())
 	})
 	cleanupProc(t, r.Proc)
 }

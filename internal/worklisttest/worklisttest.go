@@ -7,6 +7,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/store"
 	"github.com/radgate/radgate/worklist"
 )
@@ -20,7 +21,7 @@ func Open(t testing.TB) (*store.Store, *worklist.Service) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	wl, err := worklist.New(st.Worklist(), nil, nil, nil)
+	wl, err := worklist.New(st.Worklist(), nil, peertest.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
