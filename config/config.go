@@ -36,19 +36,26 @@ const EnvPrefix = "RADGATE_"
 
 // Config is the validated set of settings.
 type Config struct {
-	DataDir     string
-	AETitle     string
-	DIMSEAddr   string
-	HTTPAddr    string
-	GRPCAddr    string
-	GRPCToken   string
+	DataDir   string
+	AETitle   string
+	DIMSEAddr string
+	HTTPAddr  string
+	GRPCAddr  string
 	// TLS: one server identity for the DIMSE TLS port, HTTPS and gRPC.
-	TLSCert      string
-	TLSKey       string
-	TLSClientCA  string
-	DIMSETLSAddr string
-	LogLevel    string
-	LogFormat   string
+	AuthJWKS         string
+	AuthIssuer       string
+	AuthAudience     string
+	AuthCA           string
+	AuthAuthorizeURL string
+	AuthTokenURL     string
+	AuthClientID     string
+	AuthIdleTimeout  time.Duration
+	TLSCert          string
+	TLSKey           string
+	TLSClientCA      string
+	DIMSETLSAddr     string
+	LogLevel         string
+	LogFormat        string
 
 	DIMSEMaxPDU          uint32
 	DIMSEMaxAssociations int
@@ -190,9 +197,37 @@ func Settings() []Setting {
 			c.DIMSETLSAddr = v
 			return hostPort(v)
 		}},
-		{"grpc_token", "", "bearer token every gRPC call but health must carry (empty: none)", func(c *Config, v string) error {
-			c.GRPCToken = v
+		{"auth_jwks", "", "OAuth 2 authorization server's JWK Set (an https URL or a file): when set, every HTTP and gRPC call but health needs a bearer JWT it signed, with the scope the call needs (empty: authentication OFF, for a development machine only)", func(c *Config, v string) error {
+			c.AuthJWKS = v
 			return nil
+		}},
+		{"auth_issuer", "", "the tokens' issuer (iss) — required with auth_jwks", func(c *Config, v string) error {
+			c.AuthIssuer = v
+			return nil
+		}},
+		{"auth_audience", "radgate", "the audience (aud) tokens must name", func(c *Config, v string) error {
+			c.AuthAudience = v
+			return nonEmpty(v)
+		}},
+		{"auth_ca", "", "CA certificates (PEM) the JWK Set's and token endpoint's https certificates must chain to (empty: the system's)", func(c *Config, v string) error {
+			c.AuthCA = v
+			return nil
+		}},
+		{"auth_authorize_url", "", "authorization endpoint for the worklist page's sign-in (OAuth 2 authorization code with PKCE; empty: the page takes bearer tokens only, e.g. from a reverse proxy)", func(c *Config, v string) error {
+			c.AuthAuthorizeURL = v
+			return httpURL(v)
+		}},
+		{"auth_token_url", "", "token endpoint for the page's sign-in", func(c *Config, v string) error {
+			c.AuthTokenURL = v
+			return httpURL(v)
+		}},
+		{"auth_client_id", "radgate-worklist", "OAuth 2 client ID of the worklist page (a public client)", func(c *Config, v string) error {
+			c.AuthClientID = v
+			return nil
+		}},
+		{"auth_idle_timeout", "15m", "the page signs a user out after this long without a request", func(c *Config, v string) (err error) {
+			c.AuthIdleTimeout, err = positiveDuration(v)
+			return err
 		}},
 		{"log_level", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			c.LogLevel = v
@@ -459,6 +494,12 @@ func Load(path string, environ []string, fs *flag.FlagSet) (*Config, error) {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("%w: tls_cert and tls_key are set together", ErrInvalid))
+	}
+	if c.AuthJWKS != "" && c.AuthIssuer == "" {
+		errs = append(errs, fmt.Errorf("%w: auth_jwks needs auth_issuer (the iss tokens carry)", ErrInvalid))
+	}
+	if (c.AuthAuthorizeURL == "") != (c.AuthTokenURL == "") || c.AuthAuthorizeURL != "" && c.AuthJWKS == "" {
+		errs = append(errs, fmt.Errorf("%w: the page's sign-in needs auth_authorize_url, auth_token_url and auth_jwks together", ErrInvalid))
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" {
 		errs = append(errs, fmt.Errorf("%w: tls_client_ca needs tls_cert (client certificates are checked on the DIMSE TLS port)", ErrInvalid))

@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
@@ -27,7 +25,6 @@ type ehr struct {
 	client *fhir.Client
 	dest   string // the outbox destination: "fhir:" + the base URL
 	g      *Gateway
-	public string // radgate's public base URL ("" : derived from the listener)
 }
 
 // newEHR builds the FHIR client from the settings; nil when fhir_url is
@@ -61,7 +58,7 @@ func (g *Gateway) newEHR(cfg *config.Config) (*ehr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: FHIR: %w", err)
 	}
-	return &ehr{client: c, dest: "fhir:" + cfg.FHIRURL, g: g, public: cfg.PublicURL}, nil
+	return &ehr{client: c, dest: "fhir:" + cfg.FHIRURL, g: g}, nil
 }
 
 func fhirAuthMode(c *config.Config) string {
@@ -80,12 +77,7 @@ func fhirAuthMode(c *config.Config) string {
 
 // wadoBase is radgate's DICOMweb base URL as the EHR should use it.
 func (e *ehr) wadoBase() string {
-	if e.public != "" {
-		return e.public + dicomweb.Prefix
-	}
-	host, _ := os.Hostname()
-	_, port, _ := net.SplitHostPort(e.g.HTTPAddr().String())
-	return "http://" + net.JoinHostPort(host, port) + dicomweb.Prefix
+	return e.g.publicURL() + dicomweb.Prefix
 }
 
 // study queues the ImagingStudy of a complete study; the object key

@@ -34,6 +34,7 @@ import (
 
 	"github.com/radgate/radgate/api/kserve"
 	radgateapi "github.com/radgate/radgate/api/radgate"
+	"github.com/radgate/radgate/auth"
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/delivery"
 	"github.com/radgate/radgate/dicomweb"
@@ -64,13 +65,17 @@ type Gateway struct {
 	// the identity HTTPS, gRPC and it serve, reloaded when renewed.
 	dimseTLSLn net.Listener
 	tls        *tlsconf.Source
-	http       *http.Server
-	httpLn     net.Listener
-	grpc       *grpc.Server
-	grpcLn     net.Listener
-	profiler   *pyroscope.Profiler
-	engine     *inference.Engine
-	dicomweb   *dicomweb.Server
+	// verifier checks bearer tokens (nil: authentication off); sessions
+	// sign the page's users in (nil: bearer tokens only).
+	verifier *auth.Verifier
+	sessions *auth.Sessions
+	http     *http.Server
+	httpLn   net.Listener
+	grpc     *grpc.Server
+	grpcLn   net.Listener
+	profiler *pyroscope.Profiler
+	engine   *inference.Engine
+	dicomweb *dicomweb.Server
 	// web is the reading worklist page at /.
 	web *web.Server
 	// The pipeline after ingest: study assembly, jobs, the outbox.
@@ -160,7 +165,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		g.closeAll()
 		return nil, fmt.Errorf("gateway: DICOMweb: %w", err)
 	}
-	if g.web, err = web.New(g.worklist, web.Config{DICOMweb: dicomweb.Prefix}, log); err != nil {
+	wcfg := web.Config{DICOMweb: dicomweb.Prefix}
+	if cfg.AuthAuthorizeURL != "" {
+		wcfg.SignOut = auth.LogoutPath
+	}
+	if g.web, err = web.New(g.worklist, wcfg, log); err != nil {
 		g.closeAll()
 		return nil, fmt.Errorf("gateway: worklist page: %w", err)
 	}
@@ -184,12 +193,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		g.closeAll()
 		return nil, err
 	}
+	if err := g.newAuth(ctx, cfg); err != nil {
+		g.closeAll()
+		return nil, err
+	}
 	gopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(kserve.MaxRecvMsgSize)}
 	if g.tls != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(g.tls.Server(tls.NoClientCert, "h2"))))
 	}
-	if cfg.GRPCToken != "" {
-		gopts = append(gopts, kserve.BearerToken(cfg.GRPCToken)...)
+	if g.verifier != nil {
+		gopts = append(gopts, g.verifier.ServerOptions(grpcScope)...)
 	}
 	g.grpc = grpc.NewServer(gopts...)
 	kserve.Register(g.grpc, g.engine, version)
@@ -364,10 +377,12 @@ func (g *Gateway) routes() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{Registry: g.reg}))
 	g.dicomweb.Register(mux)
-	// The reading worklist page: /, /worklist/... (PHI: put behind
-	// authentication before real patient data reaches it).
+	// The reading worklist page: /, /worklist/..., and its sign-in.
 	g.web.Register(mux)
-	return mux
+	if g.sessions != nil {
+		g.sessions.Register(mux)
+	}
+	return g.protect(mux)
 }
 
 // Banner describes the running gateway for the operator.
@@ -389,11 +404,17 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	if g.tls != nil {
 		grpcSec, web = "TLS", "HTTPS"
 	}
-	if c.GRPCToken != "" {
-		grpcSec += ", bearer token"
+	authn := "OFF — every endpoint is open (set auth_jwks before patient data arrives)"
+	if g.verifier != nil {
+		authn = fmt.Sprintf("OAuth 2 bearer JWTs from %s (audience %s, scoped; health open)", c.AuthIssuer, c.AuthAudience)
+		if g.sessions != nil {
+			authn += fmt.Sprintf("; page sign-in via %s, idle timeout %s", c.AuthAuthorizeURL, c.AuthIdleTimeout)
+		}
+		grpcSec += ", bearer JWT"
 	}
 	fmt.Fprintf(&b, "  gRPC        %s  (KServe v2 %s, %s, health, reflection; %s)\n", g.GRPCAddr(), kserve.ServiceName, radgateapi.ServiceName, grpcSec)
 	fmt.Fprintf(&b, "  %-11s %s  (worklist page /; DICOMweb %s: STOW-RS, QIDO-RS, WADO-RS, UPS-RS; /healthz /readyz /metrics)\n", web, g.HTTPAddr(), dicomweb.Prefix)
+	fmt.Fprintf(&b, "  auth        %s\n", authn)
 	sinks := append(slices.Clone(c.WorklistHL7To), c.WorklistUPSTo...)
 	if len(sinks) == 0 {
 		sinks = []string{"none"}
@@ -568,6 +589,9 @@ func (g *Gateway) closeAll() {
 		if l != nil {
 			_ = l.Close()
 		}
+	}
+	if g.verifier != nil {
+		_ = g.verifier.Close()
 	}
 	if g.engine != nil {
 		if err := g.engine.Close(); err != nil {

@@ -6,12 +6,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/pem"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,16 +18,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	inferencev2 "github.com/radgate/radgate/api/kserve/v2"
-	radgateapi "github.com/radgate/radgate/api/radgate"
-	radgatev1 "github.com/radgate/radgate/api/radgate/v1"
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/dimse"
@@ -299,78 +290,3 @@ func TestGRPCServed(t *testing.T) {
 	}
 }
 
-// TestGRPCTLSAndToken: with tls_cert/key and grpc_token, a call needs
-// TLS and the token; health stays open to probes.
-func TestGRPCTLSAndToken(t *testing.T) {
-	pki := peertest.NewPKI(t)
-	g, _, _ := startGateway(t, "RADGATE_TLS_CERT="+pki.ServerCert, "RADGATE_TLS_KEY="+pki.ServerKey, "RADGATE_GRPC_TOKEN=s3cret")
-	if b := g.Banner(context.Background()); !strings.Contains(b, "TLS, bearer token") || strings.Contains(b, "s3cret") {
-		t.Errorf("banner:\n%s", b)
-	}
-	conn, err := grpc.NewClient(g.GRPCAddr().String(), grpc.WithTransportCredentials(credentials.NewClientTLSFromCert(pki.Pool(t), "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := inferencev2.NewGRPCInferenceServiceClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := c.ServerReady(ctx, &inferencev2.ServerReadyRequest{}); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("without a token: %v; want Unauthenticated", err)
-	}
-	bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer wrong")
-	if _, err := c.ServerReady(bad, &inferencev2.ServerReadyRequest{}); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("with a wrong token: %v; want Unauthenticated", err)
-	}
-	good := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer s3cret")
-	if r, err := c.ServerReady(good, &inferencev2.ServerReadyRequest{}); err != nil || !r.Ready {
-		t.Errorf("with the token: %v, %v", r, err)
-	}
-	if r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
-		t.Errorf("health without a token: %v, %v", r, err)
-	}
-	// radgate.v1.Gateway is on the same server, behind the same hooks.
-	gw := radgatev1.NewGatewayClient(conn)
-	if _, err := gw.ListModels(ctx, &radgatev1.ListModelsRequest{}); status.Code(err) != codes.Unauthenticated {
-		t.Errorf("Gateway without a token: %v; want Unauthenticated", err)
-	}
-	if r, err := gw.ListModels(good, &radgatev1.ListModelsRequest{}); err != nil || len(r.Models) == 0 {
-		t.Errorf("Gateway with the token: %v, %v", r, err)
-	}
-	if r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: radgateapi.ServiceName}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
-		t.Errorf("health of %s: %v, %v", radgateapi.ServiceName, r, err)
-	}
-	plain, err := grpc.NewClient(g.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	if _, err := inferencev2.NewGRPCInferenceServiceClient(plain).ServerLive(good, &inferencev2.ServerLiveRequest{}); err == nil {
-		t.Error("a plaintext call to the TLS port succeeded")
-	}
-
-	// HTTP is HTTPS only, over HTTP/2 and 1.1.
-	https := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool(t)}, ForceAttemptHTTP2: true}}
-	resp, err := https.Get("https://" + g.HTTPAddr().String() + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
-		t.Errorf("GET /healthz over TLS: %s %s", resp.Proto, resp.Status)
-	}
-	if resp, err := http.Get("http://" + g.HTTPAddr().String() + "/healthz"); err == nil {
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			t.Error("plain HTTP on the HTTPS port was served")
-		}
-	}
-	// The DICOM TLS port next to the plain one (no client CA configured:
-	// DCMTK's anonymous TLS is enough).
-	echoscu := peertest.RequireTool(t, "echoscu")
-	host, port, _ := net.SplitHostPort(g.DIMSETLSAddr().String())
-	peertest.Run(t, nil, echoscu, "+tla", "+cf", pki.CA, "-aec", "RADGATE", host, port)
-	if b := g.Banner(context.Background()); !strings.Contains(b, "DIMSE TLS   "+g.DIMSETLSAddr().String()) || !strings.Contains(b, "HTTPS") {
-		t.Errorf("banner lacks the TLS ports:\n%s", b)
-	}
-}

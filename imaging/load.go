@@ -33,8 +33,11 @@ const (
 type Image struct {
 	SOPClassUID, SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID         string
 	Modality, BodyPartExamined, PhotometricInterpretation, TransferSyntaxUID string
-	Rows, Cols, Frames, SamplesPerPixel                                      int
-	InstanceNumber                                                           int
+	// BurnedInAnnotation is (0028,0301) as sent ("YES", "NO" or ""): whether
+	// the pixels themselves may carry identifying text (PS3.15 E.1.1).
+	BurnedInAnnotation                  string
+	Rows, Cols, Frames, SamplesPerPixel int
+	InstanceNumber                      int
 	// ImagePositionPatient and ImageOrientationPatient (PS3.3 C.7.6.2);
 	// HasGeometry is false when either is absent or malformed.
 	ImagePositionPatient    [3]float64
@@ -356,6 +359,7 @@ func (ds *dataset) image() (*Image, *pixelLayout, error) {
 		Modality:                  firstString(e, tag.Modality),
 		BodyPartExamined:          firstString(e, tag.BodyPartExamined),
 		PhotometricInterpretation: firstString(e, tag.PhotometricInterpretation),
+		BurnedInAnnotation:        strings.ToUpper(strings.TrimSpace(firstString(e, tag.BurnedInAnnotation))),
 		TransferSyntaxUID:         ds.ts,
 	}
 	rows, okR := integer(e, tag.Rows)

@@ -22,10 +22,12 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/radgate/radgate/auth"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/store"
 	"github.com/radgate/radgate/worklist"
@@ -42,8 +44,8 @@ const (
 	StaticPath = "/worklist/static/"
 )
 
-// Actor is who a priority set on the page is recorded as (there are no
-// users yet).
+// Actor is who a priority set on the page is recorded as when
+// authentication is off (otherwise: the signed-in user).
 const Actor = "page"
 
 // DefaultLimit bounds the rows of the page.
@@ -59,6 +61,46 @@ type Config struct {
 	DICOMweb string
 	// Limit bounds the rows shown; 0: DefaultLimit.
 	Limit int
+	// SignOut is the sign-out form's target ("": no sessions, no button).
+	SignOut string
+}
+
+// viewer is who is looking, as the page shows it: the signed-in user's
+// name and role, and whether the role may change priorities.
+type viewer struct {
+	User, Role string
+	CanWrite   bool
+	SignOut    string
+}
+
+// roleOf maps a principal's scopes to the page's roles: an admin; a
+// radiologist (worklist.write: may change priorities); an ML engineer
+// (models.infer: sees the worklist, changes nothing); else a reader.
+func (s *Server) viewer(r *http.Request) viewer {
+	p, ok := auth.FromContext(r.Context())
+	if !ok {
+		return viewer{CanWrite: true} // authentication off
+	}
+	v := viewer{User: actorOf(p), CanWrite: p.Has(auth.ScopeWorklistWrite), SignOut: s.cfg.SignOut}
+	switch {
+	case slices.Contains(p.Scopes, auth.ScopeAdmin):
+		v.Role = "admin"
+	case v.CanWrite:
+		v.Role = "radiologist"
+	case slices.Contains(p.Scopes, auth.ScopeModelsInfer):
+		v.Role = "ML engineer"
+	default:
+		v.Role = "reader"
+	}
+	return v
+}
+
+// actorOf names a user in the priority history (not PHI: staff).
+func actorOf(p *auth.Principal) string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.Subject
 }
 
 // Server serves the pages.
@@ -168,6 +210,7 @@ func (s *Server) listed(ctx context.Context) ([]store.Workitem, error) {
 }
 
 type indexData struct {
+	Viewer viewer
 	Rows   rowsData
 	Static string
 	Events string
@@ -180,7 +223,7 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "index.html", indexData{Rows: rd, Static: StaticPath, Events: EventsPath, RowsAt: RowsPath})
+	s.render(w, r, http.StatusOK, "index.html", indexData{Viewer: s.viewer(r), Rows: rd, Static: StaticPath, Events: EventsPath, RowsAt: RowsPath})
 }
 
 func (s *Server) rows(w http.ResponseWriter, r *http.Request) {
@@ -206,6 +249,7 @@ func (s *Server) rowsData(ctx context.Context) (rowsData, error) {
 }
 
 type itemData struct {
+	Viewer   viewer
 	Static   string
 	Item     row
 	Findings []finding
@@ -245,7 +289,7 @@ func (s *Server) showItem(w http.ResponseWriter, r *http.Request, code int, msg,
 		return
 	}
 	now := s.now()
-	d := itemData{Static: StaticPath, Item: s.row(wi, 0, now), Error: msg, Reason: reason,
+	d := itemData{Viewer: s.viewer(r), Static: StaticPath, Item: s.row(wi, 0, now), Error: msg, Reason: reason,
 		Saved: r.Method == http.MethodGet && r.URL.Query().Get("saved") == "1",
 		Final: wi.State == worklist.Completed || wi.State == worklist.Canceled}
 	d.Findings = findings(wi.Findings)
@@ -284,7 +328,11 @@ func (s *Server) setPriority(w http.ResponseWriter, r *http.Request) {
 		s.showItem(w, r, http.StatusBadRequest, fmt.Sprintf("The reason is too long (at most %d characters).", maxReason), reason[:maxReason])
 		return
 	}
-	if _, err := s.wl.SetPriority(r.Context(), uid, p, Actor, reason); err != nil {
+	actor := Actor
+	if who, ok := auth.FromContext(r.Context()); ok {
+		actor = actorOf(who)
+	}
+	if _, err := s.wl.SetPriority(r.Context(), uid, p, actor, reason); err != nil {
 		switch {
 		case errors.Is(err, worklist.ErrState):
 			s.showItem(w, r, http.StatusConflict, "This study's workitem is finished; its priority can no longer be changed.", reason)
@@ -293,7 +341,7 @@ func (s *Server) setPriority(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.log.Info("web: priority set", "workitem", uid, "priority", worklist.Clinical(p), "actor", Actor)
+	s.log.Info("web: priority set", "workitem", uid, "priority", worklist.Clinical(p), "actor", actor)
 	http.Redirect(w, r, ItemsPath+uid+"?saved=1", http.StatusSeeOther)
 }
 

@@ -61,7 +61,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	addr := fs.String("grpc", "", "KServe v2 gRPC endpoint HOST:PORT (radgate, Triton)")
 	tlsCA := fs.String("tls-ca", "", "connect over TLS, trusting the CA certificates (PEM) in this file (empty: plaintext)")
-	token := fs.String("token", "", "bearer token sent with every call (radgate's grpc_token)")
+	token := fs.String("token", "", "bearer token (an OAuth 2 access token with models.infer) sent with every call")
 	model := fs.String("model", "", "model name")
 	ver := fs.String("version", "", "model version (empty: the server's choice)")
 	conc := &listFlag[int]{vals: []int{1}, parse: strconv.Atoi}
