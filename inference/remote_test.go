@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
 
 	"github.com/radgate/radgate/api/kserve"
 	inferencev2 "github.com/radgate/radgate/api/kserve/v2"
@@ -112,6 +115,18 @@ func TestRemoteBackend(t *testing.T) {
 		}
 	}
 
+	// Pixels that may carry burned-in identifying text never leave: the
+	// remote model refuses the image, the local one still reads it.
+	burned := withBurnedInAnnotation(t, ins[0].Data)
+	bsrc := []inference.Source{{Name: "burned", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(burned)), nil }}}
+	if _, err := first.Run(ctx, "cxr-triage", inference.Routine, bsrc); err != nil {
+		t.Fatalf("local model on a burned-in image: %v", err)
+	}
+	if res, err := second.Run(ctx, "cxr-triage", inference.Routine, bsrc); !errors.Is(err, inference.ErrNothingRan) ||
+		len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error, "not sent to the remote backend") {
+		t.Errorf("remote model on a burned-in image: %v, %+v; want it refused before sending", err, res)
+	}
+
 	// A remote whose tensors are not the manifest's is refused at load.
 	wrong := remoteRepo(t, lis.Addr().String(), func(m []byte) []byte {
 		return regexp.MustCompile(`(?m)^(\s+name:) image$`).ReplaceAll(m, []byte("$1 pixels"))
@@ -127,6 +142,30 @@ func TestRemoteBackend(t *testing.T) {
 	if _, err := second.Run(ctx, "cxr-triage", inference.Routine, src); err == nil {
 		t.Error("a request to a remote that is gone succeeded")
 	}
+}
+
+// withBurnedInAnnotation returns the Part 10 file with Burned In
+// Annotation (0028,0301) YES instead of the phantom's NO.
+func withBurnedInAnnotation(t *testing.T, part10 []byte) []byte {
+	t.Helper()
+	ds, err := dicom.Parse(bytes.NewReader(part10), int64(len(part10)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	el, err := dicom.NewElement(tag.BurnedInAnnotation, []string{"YES"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(ds.Elements, func(e *dicom.Element) bool { return e.Tag == tag.BurnedInAnnotation })
+	if i < 0 {
+		t.Fatal("the phantom has no Burned In Annotation")
+	}
+	ds.Elements[i] = el
+	var out bytes.Buffer
+	if err := dicom.Write(&out, ds, dicom.SkipVRVerification()); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
 
 // TestRemoteHealth: a loaded remote model's endpoint is checked every

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/radgate/radgate/deident"
 	"github.com/radgate/radgate/imaging"
 	"github.com/radgate/radgate/models"
 )
@@ -147,6 +148,15 @@ func (e *Engine) run(ctx context.Context, l *Loaded, pri Priority, sources []Sou
 		if err := fits(m, im); err != nil {
 			fail(src.Name, err)
 			continue
+		}
+		// Only pixel tensors reach a remote backend (no attribute leaves
+		// the site), but pixels can carry burned-in identifying text:
+		// such an image stays here (PS3.15 E.1.1; deident.SafePixels).
+		if l.Remote != "" {
+			if err := deident.SafePixels(im.Modality, im.SOPClassUID, im.BurnedInAnnotation); err != nil {
+				fail(src.Name, fmt.Errorf("inference: not sent to the remote backend %s: %w", l.Remote, err))
+				continue
+			}
 		}
 		hdr := im.Header()
 		for f := range im.Frames {
