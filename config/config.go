@@ -36,12 +36,17 @@ const EnvPrefix = "RADGATE_"
 
 // Config is the validated set of settings.
 type Config struct {
-	DataDir   string
-	AETitle   string
-	DIMSEAddr string
-	HTTPAddr  string
-	GRPCAddr  string
-	// TLS: one server identity for the DIMSE TLS port, HTTPS and gRPC.
+	DataDir         string
+	AETitle         string
+	DIMSEAddr       string
+	HTTPAddr        string
+	GRPCAddr        string
+	AuditRetention  time.Duration
+	AuditSyslog     string
+	AuditSyslogCA   string
+	AuditSyslogCert string
+	AuditSyslogKey  string
+	// OAuth 2 bearer tokens and the page's sign-in.
 	AuthJWKS         string
 	AuthIssuer       string
 	AuthAudience     string
@@ -50,12 +55,13 @@ type Config struct {
 	AuthTokenURL     string
 	AuthClientID     string
 	AuthIdleTimeout  time.Duration
-	TLSCert          string
-	TLSKey           string
-	TLSClientCA      string
-	DIMSETLSAddr     string
-	LogLevel         string
-	LogFormat        string
+	// TLS: one server identity for the DIMSE TLS port, HTTPS and gRPC.
+	TLSCert      string
+	TLSKey       string
+	TLSClientCA  string
+	DIMSETLSAddr string
+	LogLevel     string
+	LogFormat    string
 
 	DIMSEMaxPDU          uint32
 	DIMSEMaxAssociations int
@@ -196,6 +202,29 @@ func Settings() []Setting {
 		{"dimse_tls_addr", ":2762", "DIMSE over TLS listen address (the DICOM TLS port; used when tls_cert is set)", func(c *Config, v string) error {
 			c.DIMSETLSAddr = v
 			return hostPort(v)
+		}},
+		{"audit_retention", "52608h", "how long the audit trail (data_dir/audit: PS3.15 A.5 messages, hash-chained) keeps its records; the default is six years counted generously (6×365 days + 2 leap days)", func(c *Config, v string) (err error) {
+			c.AuditRetention, err = positiveDuration(v)
+			return err
+		}},
+		{"audit_syslog", "", "also forward every audit record to a syslog collector (RFC 5424): tls://HOST:6514 (RFC 5425) or tcp://HOST:514; from the durable trail, so none is lost while it is down (empty: off)", func(c *Config, v string) error {
+			c.AuditSyslog = v
+			if v != "" && !strings.HasPrefix(v, "tls://") && !strings.HasPrefix(v, "tcp://") {
+				return errors.New("want tls://HOST:PORT or tcp://HOST:PORT")
+			}
+			return nil
+		}},
+		{"audit_syslog_ca", "", "CA certificates (PEM) the syslog collector's certificate must chain to (empty: the system's)", func(c *Config, v string) error {
+			c.AuditSyslogCA = v
+			return nil
+		}},
+		{"audit_syslog_cert", "", "client certificate (PEM) for a collector that authenticates its senders", func(c *Config, v string) error {
+			c.AuditSyslogCert = v
+			return nil
+		}},
+		{"audit_syslog_key", "", "private key (PEM) of audit_syslog_cert", func(c *Config, v string) error {
+			c.AuditSyslogKey = v
+			return nil
 		}},
 		{"auth_jwks", "", "OAuth 2 authorization server's JWK Set (an https URL or a file): when set, every HTTP and gRPC call but health needs a bearer JWT it signed, with the scope the call needs (empty: authentication OFF, for a development machine only)", func(c *Config, v string) error {
 			c.AuthJWKS = v

@@ -29,6 +29,9 @@ type Config struct {
 	// Senders serve destinations Parse does not know, by their exact
 	// name (the EHR's FHIR client under "fhir:" + its base URL).
 	Senders map[string]Sender
+	// Delivered, when set, is told of each delivery once it is recorded
+	// as delivered (the gateway audits it).
+	Delivered func(context.Context, store.Delivery)
 }
 
 // Limits.
@@ -191,6 +194,9 @@ func (o *Outbox) record(ctx context.Context, dest string, d store.Delivery, err 
 	switch {
 	case err == nil:
 		werr = o.work.Delivered(ctx, d.ID, time.Now())
+		if werr == nil && o.cfg.Delivered != nil {
+			o.cfg.Delivered(ctx, d)
+		}
 		o.m.attempts.WithLabelValues(d.Kind, "delivered").Inc()
 		o.latency.Observe(stage.Delivered, "", d.ReadyAt)
 		o.log.Info("delivery: delivered", attrs...)

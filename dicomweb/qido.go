@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/radgate/radgate/audit"
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/internal/dicomjson"
 	"github.com/radgate/radgate/store"
@@ -93,6 +94,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, level store.Leve
 		s.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	s.auditQuery(r, audit.SOPClassStudyRootFind)
 	// One more than the page, to tell a response cut at MaxResults.
 	q := sq.query
 	q.Limit++

@@ -135,6 +135,8 @@ func (s *Server) stow(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	wg.Wait()
+	// Whatever was stored is audited, even if the request then failed.
+	defer s.auditStored(r, results)
 	var stored, failed []dicomjson.Dataset
 	warned := false
 	for _, res := range results {
@@ -197,6 +199,7 @@ const stowInFlight = 4
 // request body failing mid-part.
 type partResult struct {
 	item    dicomjson.Dataset
+	ins     store.Instance // when ok
 	ok      bool
 	warn    bool
 	bodyErr error
@@ -244,7 +247,7 @@ func (s *Server) storePart(r *http.Request, in store.Incoming, data io.Reader, r
 		s.log.Warn("dicomweb: STOW-RS instance not stored", "instance", dcm.UIDRef(in.SOPInstanceUID), "err", st.Err)
 		res.item.Set(tagFailureReason, "US", fmt.Sprint(st.Status))
 	default:
-		res.ok, res.warn = true, st.Warning()
+		res.ok, res.warn, res.ins = true, st.Warning(), st.Instance
 		res.item.Set(tagRetrieveURL, "UR", baseURL(r)+"/studies/"+st.Instance.StudyInstanceUID+"/series/"+
 			st.Instance.SeriesInstanceUID+"/instances/"+st.Instance.SOPInstanceUID)
 		if res.warn {

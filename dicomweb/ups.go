@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/radgate/radgate/audit"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/internal/dicomjson"
 	"github.com/radgate/radgate/store"
@@ -190,6 +191,7 @@ func (s *Server) upsSearch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, "dicomweb: "+err.Error())
 		return
 	}
+	s.auditQuery(r, audit.SOPClassUPSPull)
 	items, err := s.cfg.Worklist.Search(r.Context(), q)
 	if err != nil {
 		s.upsFail(w, r, err)

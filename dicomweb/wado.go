@@ -71,6 +71,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (_ []store.Insta
 		s.fail(w, r, http.StatusNotFound, "dicomweb: no such "+level)
 		return nil, false
 	}
+	s.auditRetrieved(r, out)
 	return out, true
 }
 

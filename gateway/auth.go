@@ -40,6 +40,7 @@ func (g *Gateway) newAuth(ctx context.Context, cfg *config.Config) error {
 	}
 	v, err := auth.New(ctx, auth.Config{
 		Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience, JWKS: cfg.AuthJWKS, HTTPClient: client,
+		OnFailure: g.authFailed,
 	}, g.log, g.reg)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)

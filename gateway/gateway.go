@@ -34,6 +34,7 @@ import (
 
 	"github.com/radgate/radgate/api/kserve"
 	radgateapi "github.com/radgate/radgate/api/radgate"
+	"github.com/radgate/radgate/audit"
 	"github.com/radgate/radgate/auth"
 	"github.com/radgate/radgate/config"
 	"github.com/radgate/radgate/delivery"
@@ -69,6 +70,8 @@ type Gateway struct {
 	// sign the page's users in (nil: bearer tokens only).
 	verifier *auth.Verifier
 	sessions *auth.Sessions
+	// trail is the audit trail (data_dir/audit).
+	trail    *audit.Trail
 	http     *http.Server
 	httpLn   net.Listener
 	grpc     *grpc.Server
@@ -159,6 +162,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 
 	ing := ingest.New(st, log, g.assembler.Released)
+	if err := g.openAudit(cfg, ing); err != nil {
+		g.closeAll()
+		return nil, err
+	}
 	if g.dicomweb, err = dicomweb.New(st, ing, dicomweb.Config{
 		MaxRequestBytes: cfg.DICOMwebMaxBody, MaxParts: cfg.DICOMwebMaxParts, Worklist: g.worklist,
 	}, log, g.reg); err != nil {
@@ -307,6 +314,7 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 	}
 	dcfg := delivery.Config{
 		CallingAE: cfg.AETitle, MaxAttempts: cfg.DeliveryMaxAttempts, Backoff: cfg.DeliveryBackoff, BackoffMax: cfg.DeliveryBackoffMax,
+		Delivered: g.delivered,
 	}
 	rcfg := results.Config{Workers: cfg.JobWorkers, Equipment: g.equipment()}
 	scfg := study.Config{Rules: rules, Quiet: cfg.StudyQuiet, ReleaseQuiet: cfg.StudyReleaseQuiet, Destinations: cfg.ResultsTo}
@@ -501,7 +509,7 @@ func describeMatch(r study.Rule) string {
 // Run serves until ctx is cancelled, then shuts down within the grace
 // period. It returns the first serving error, if any.
 func (g *Gateway) Run(ctx context.Context) error {
-	errc := make(chan error, 7)
+	errc := make(chan error, 8)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -534,7 +542,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	})
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var work sync.WaitGroup
-	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run, g.worklist.Run} {
+	g.auditStart(ctx)
+	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run, g.worklist.Run, g.auditWorklist} {
 		work.Go(func() {
 			if err := run(workCtx); err != nil {
 				errc <- fmt.Errorf("gateway: pipeline: %w", err)
@@ -563,6 +572,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	// requeued, an attempt in progress recorded), then close.
 	stopWork()
 	work.Wait()
+	g.auditStop(sctx)
 	g.closeAll()
 	g.log.Info("radgate: stopped")
 	return runErr
@@ -592,6 +602,11 @@ func (g *Gateway) closeAll() {
 	}
 	if g.verifier != nil {
 		_ = g.verifier.Close()
+	}
+	if g.trail != nil {
+		if err := g.trail.Close(); err != nil {
+			g.log.Error("radgate: close audit trail", "err", err)
+		}
 	}
 	if g.engine != nil {
 		if err := g.engine.Close(); err != nil {

@@ -289,4 +289,3 @@ func TestGRPCServed(t *testing.T) {
 		t.Fatalf("ModelReady(ct-ich) = %v, %v", r, err)
 	}
 }
-

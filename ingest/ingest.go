@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/radgate/radgate/audit"
 	"github.com/radgate/radgate/dimse"
 	"github.com/radgate/radgate/store"
 )
@@ -25,28 +26,68 @@ type Service struct {
 	store     *store.Store
 	log       *slog.Logger
 	onRelease func(studyUIDs []string, at time.Time)
+	audit     Recorder
+	ae        string
 
-	mu      sync.Mutex
-	studies map[uint64]map[string]bool // association → the studies it stored instances of
+	mu    sync.Mutex
+	assoc map[uint64]*assocStored // association → what it stored
+}
+
+// assocStored is what one association stored: the studies (for the
+// release hint) and the instances (for its audit messages).
+type assocStored struct {
+	from    audit.Node
+	to      audit.Node
+	studies map[string]bool
+	ins     []store.Instance
 }
 
 // New returns a Service writing to st. onRelease (may be nil) is told the
 // studies an association stored instances of when the peer released it
 // (study assembly takes that as a hint the studies are complete).
 func New(st *store.Store, log *slog.Logger, onRelease func(studyUIDs []string, at time.Time)) *Service {
-	return &Service{store: st, log: log, onRelease: onRelease, studies: map[uint64]map[string]bool{}}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: st, log: log, onRelease: onRelease, assoc: map[uint64]*assocStored{}}
 }
+
+// AuditTo records, from now on, what each association stored (one DICOM
+// Instances Transferred message per patient when it ends) and each refused
+// TLS connection, with ae as radgate's AE title.
+func (s *Service) AuditTo(ae string, r Recorder) { s.ae, s.audit = ae, r }
+
+// Audit is the Recorder AuditTo set (nil: none) and radgate as a
+// participant, for the other protocols serving the same store (DICOMweb).
+func (s *Service) Audit() (Recorder, audit.Node) { return s.audit, Node(s.ae, "") }
 
 // AssociationEnded implements dimse.AssociationEnder.
 func (s *Service) AssociationEnded(id uint64, reason dimse.EndReason) {
 	s.mu.Lock()
-	studies := s.studies[id]
-	delete(s.studies, id)
+	a := s.assoc[id]
+	delete(s.assoc, id)
 	s.mu.Unlock()
-	if reason != dimse.EndReleased || s.onRelease == nil || len(studies) == 0 {
+	if a == nil {
 		return
 	}
-	s.onRelease(slices.Sorted(maps.Keys(studies)), time.Now())
+	s.audit.Received(a.from, a.to, audit.Node{}, a.ins)
+	if reason != dimse.EndReleased || s.onRelease == nil || len(a.studies) == 0 {
+		return
+	}
+	s.onRelease(slices.Sorted(maps.Keys(a.studies)), time.Now())
+}
+
+// TLSRefused implements dimse.TLSRefuser: a refused TLS connection is a
+// node authentication failure (PS3.15 A.5.3.11).
+func (s *Service) TLSRefused(remoteAddr string, err error) {
+	if s.audit == nil {
+		return
+	}
+	s.audit(audit.NodeAuthenticationFailed(audit.AuthEvent{
+		Header: audit.Header{Description: "TLS handshake refused: " + err.Error()},
+		User:   audit.Node{Addr: remoteAddr},
+		Node:   audit.Node{ID: s.ae},
+	}))
 }
 
 // HandleStore implements dimse.Handler: the data set streams into the store,
@@ -62,14 +103,19 @@ func (s *Service) HandleStore(ctx context.Context, req *dimse.StoreRequest, data
 		Source:            "dimse",
 		RequestPriority:   strings.ToUpper(req.Priority.String()),
 	}, data)
-	if res.Err == nil && s.onRelease != nil {
+	if res.Err == nil {
 		s.mu.Lock()
-		set := s.studies[req.Association.ID]
-		if set == nil {
-			set = map[string]bool{}
-			s.studies[req.Association.ID] = set
+		a := s.assoc[req.Association.ID]
+		if a == nil {
+			info := req.Association
+			from := audit.Node{ID: info.CallingAE, Addr: info.RemoteAddr, Name: info.TLSPeer}
+			a = &assocStored{from: from, to: Node(info.CalledAE, ""), studies: map[string]bool{}}
+			s.assoc[req.Association.ID] = a
 		}
-		set[res.Instance.StudyInstanceUID] = true
+		a.studies[res.Instance.StudyInstanceUID] = true
+		if s.audit != nil {
+			a.ins = append(a.ins, res.Instance)
+		}
 		s.mu.Unlock()
 	}
 	if res.o.logLevel == slog.LevelError {

@@ -46,6 +46,12 @@ need python3-pil pillow /usr/bin/python3 -c 'import PIL'
 need python3-hl7 hl7 /usr/bin/python3 -c 'import hl7.mllp'
 # Headless Chromium for the worklist page's browser test (web/, chromedp).
 need chromium chromium command -v chromium
+# The audit trail's schema check (xmllint --relaxng after trang) and its
+# syslog collector over TLS (audit/).
+need libxml2-utils xmllint command -v xmllint
+need trang trang command -v trang
+need rsyslog rsyslogd command -v rsyslogd
+need rsyslog-gnutls rsyslog-gtls test -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so
 # The protobuf stubs' generator (scripts/gen-proto.sh; make check-generated).
 need protobuf-compiler protoc command -v protoc
 if [ "${1:-}" = bench ]; then

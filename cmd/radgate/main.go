@@ -27,6 +27,8 @@ Usage:
   radgate models  list | verify
   radgate tensors --manifest FILE --out DIR (--phantoms KIND --seeds FROM-TO | PATH...)
   radgate bench   --grpc HOST:PORT --model NAME [--concurrency N[,N...] | --rate R[,R...]] [--requests N | --duration D] [--batch N] [--out DIR]
+  radgate deidentify --out DIR [--retain-uids] [options] PATH...
+  radgate audit   verify [--data-dir DIR]
   radgate version
 
 Run 'radgate COMMAND -h' for a command's options. Settings come from
@@ -63,6 +65,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return modelsCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
+	case "deidentify":
+		return deidentifyCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "radgate %s\n", buildVersion())
 		return 0
