@@ -35,6 +35,17 @@ func serve(t *testing.T, cfg *tls.Config) string {
 	return l.Addr().String()
 }
 
+// start loads a test PKI's server identity and serves it.
+func start(t *testing.T, reg prometheus.Registerer) (*peertest.PKI, *Source, string) {
+	t.Helper()
+	pki := peertest.NewPKI(t)
+	src, err := Load(Files{Cert: pki.ServerCert, Key: pki.ServerKey}, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pki, src, serve(t, src.Server(tls.NoClientCert))
+}
+
 // served dials addr and returns the server certificate's common name and
 // the negotiated version.
 func served(t *testing.T, addr string, pool *x509.CertPool, maxVersion uint16) (string, uint16, error) {
@@ -49,16 +60,9 @@ func served(t *testing.T, addr string, pool *x509.CertPool, maxVersion uint16) (
 }
 
 func TestReloadOnChangeAndKeepOnBadFiles(t *testing.T) {
-	pki := peertest.NewPKI(t)
 	reg := prometheus.NewRegistry()
-	src, err := Load(Files{Cert: pki.ServerCert, Key: pki.ServerKey}, slog.New(slog.DiscardHandler), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := serve(t, src.Server(tls.NoClientCert))
-	pool := x509.NewCertPool()
-	ca, _ := os.ReadFile(pki.CA)
-	pool.AppendCertsFromPEM(ca)
+	pki, src, addr := start(t, reg)
+	pool := pki.Pool(t)
 
 	if cn, _, err := served(t, addr, pool, 0); err != nil || cn != "radgate" {
 		t.Fatalf("before renewal: %q, %v", cn, err)
@@ -94,15 +98,8 @@ func TestReloadOnChangeAndKeepOnBadFiles(t *testing.T) {
 }
 
 func TestPolicyRefusesOldVersionsAndWeakSuites(t *testing.T) {
-	pki := peertest.NewPKI(t)
-	src, err := Load(Files{Cert: pki.ServerCert, Key: pki.ServerKey}, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := serve(t, src.Server(tls.NoClientCert))
-	pool := x509.NewCertPool()
-	ca, _ := os.ReadFile(pki.CA)
-	pool.AppendCertsFromPEM(ca)
+	pki, _, addr := start(t, nil)
+	pool := pki.Pool(t)
 	if _, v, err := served(t, addr, pool, tls.VersionTLS12); err != nil || v != tls.VersionTLS12 {
 		t.Fatalf("TLS 1.2: %x, %v", v, err)
 	}
