@@ -41,6 +41,7 @@ type Config struct {
 	DIMSEAddr       string
 	HTTPAddr        string
 	GRPCAddr        string
+	BlobKeyFile     string
 	AuditRetention  time.Duration
 	AuditSyslog     string
 	AuditSyslogCA   string
@@ -202,6 +203,10 @@ func Settings() []Setting {
 		{"dimse_tls_addr", ":2762", "DIMSE over TLS listen address (the DICOM TLS port; used when tls_cert is set)", func(c *Config, v string) error {
 			c.DIMSETLSAddr = v
 			return hostPort(v)
+		}},
+		{"blob_key_file", "", "key file (made by radgate keys init; mode 0600) whose key-encryption keys wrap a fresh AES-256-GCM data key per stored instance: every new instance is encrypted at rest (empty: stored in clear — the index, which holds patient names and IDs, is not encrypted by radgate either way)", func(c *Config, v string) error {
+			c.BlobKeyFile = v
+			return nil
 		}},
 		{"audit_retention", "52608h", "how long the audit trail (data_dir/audit: PS3.15 A.5 messages, hash-chained) keeps its records; the default is six years counted generously (6×365 days + 2 leap days)", func(c *Config, v string) (err error) {
 			c.AuditRetention, err = positiveDuration(v)

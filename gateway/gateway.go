@@ -139,12 +139,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Config{
+	scfg := store.Config{
 		DataDir:          cfg.DataDir,
 		MinFreeBytes:     cfg.MinFreeDisk,
 		Duplicates:       dup,
 		MaxInstanceBytes: cfg.MaxInstanceBytes,
-	}, log, g.reg)
+	}
+	if cfg.BlobKeyFile != "" {
+		keys, err := store.OpenKeyFile(cfg.BlobKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: blob_key_file: %w", err)
+		}
+		scfg.Keys = keys
+	}
+	st, err := store.Open(ctx, scfg, log, g.reg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: open store: %w", err)
 	}
@@ -429,7 +437,11 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	}
 	fmt.Fprintf(&b, "  worklist    priority updates to %s\n", strings.Join(sinks, ", "))
 	n, _ := g.store.CountInstances(ctx)
-	fmt.Fprintf(&b, "  data        %s  (%d instances; refuse below %d bytes free)\n", c.DataDir, n, c.MinFreeDisk)
+	atRest := "instances in clear (set blob_key_file)"
+	if c.BlobKeyFile != "" {
+		atRest = "instances AES-256-GCM, keys " + c.BlobKeyFile
+	}
+	fmt.Fprintf(&b, "  data        %s  (%d instances; %s; refuse below %d bytes free)\n", c.DataDir, n, atRest, c.MinFreeDisk)
 	policy := "any calling AE"
 	if len(c.DIMSEAllowedCalling) > 0 {
 		policy = "calling AE in " + strings.Join(c.DIMSEAllowedCalling, ",")

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,6 +29,8 @@ import (
 	"github.com/radgate/radgate/auth"
 	"github.com/radgate/radgate/auth/authtest"
 	"github.com/radgate/radgate/internal/peertest"
+	"github.com/radgate/radgate/phantom"
+	"github.com/radgate/radgate/store"
 )
 
 // secureEnv is a production-like configuration: TLS on every port and
@@ -302,5 +307,65 @@ func TestPageSignIn(t *testing.T) {
 				t.Fatalf("page after sign-in: %d\n%s", code, body)
 			}
 		})
+	}
+}
+
+// TestBlobsEncryptedAtRest: with blob_key_file an instance received over
+// DIMSE is stored sealed — its patient's name is nowhere in the segment
+// files — and WADO-RS still serves it as sent.
+func TestBlobsEncryptedAtRest(t *testing.T) {
+	storescu := peertest.RequireTool(t, "storescu")
+	keyFile := filepath.Join(t.TempDir(), "radgate.keys")
+	if _, err := store.GenerateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	g, _, _ := startGateway(t, "RADGATE_DATA_DIR="+data, "RADGATE_BLOB_KEY_FILE="+keyFile)
+	if b := g.Banner(context.Background()); !strings.Contains(b, "instances AES-256-GCM, keys "+keyFile) {
+		t.Errorf("banner:\n%s", b)
+	}
+	spec := phantom.Spec{Kind: phantom.KindCXR, Finding: phantom.Effusion, Seed: 21}
+	ins, err := phantom.Generate(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "cxr.dcm")
+	if err := os.WriteFile(file, ins[0].Data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(g.DIMSEAddr().String())
+	peertest.Run(t, nil, storescu, "-aec", "RADGATE", host, port, file)
+
+	// The index follows the acknowledgement by a moment.
+	var resp *http.Response
+	var body []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := http.Get("http://" + g.HTTPAddr().String() + "/dicomweb/studies/" + spec.StudyInstanceUID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp = r
+		body, _ = io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusNotFound || time.Now().After(deadline) {
+			break
+		}
+	}
+	const name = "PHANTOM^CXR^21"
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(name)) {
+		t.Fatalf("WADO-RS of the sealed study: %s, %d bytes", resp.Status, len(body))
+	}
+	segs, _ := filepath.Glob(filepath.Join(data, "segments", "*.seg"))
+	if len(segs) == 0 {
+		t.Fatal("no segment files")
+	}
+	for _, s := range segs {
+		raw, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte(name)) {
+			t.Errorf("%s holds the patient's name in clear", s)
+		}
 	}
 }

@@ -24,6 +24,9 @@
 //     and return.
 //   - [LogRecords] and [OpenBlobFile] read a data directory without a
 //     Store, for tools and tests.
+//   - [Config].Keys, a [KeyProvider] ([KeyFile]: [GenerateKeyFile],
+//     [OpenKeyFile], [KeyFile.Rotate]), seals the log's records at rest;
+//     see Encryption at rest.
 //
 // # On disk
 //
@@ -31,12 +34,57 @@
 //	DataDir/segments/<id>.seg        the log: Part 10 files as records
 //	DataDir/index.db (-wal, -shm)    SQLite: patient, study, series, instance,
 //	                                 segment; study_activity, job, outbox
+//	DataDir/seal.json                present once records are sealed (Config.Keys)
 //
 // A blob is the Part 10 file (PS3.10 7.1): a file meta that radgate writes
 // from what the sender declared (its calling AE as Source Application
 // Entity Title), then the data set bytes exactly as received, never
 // re-encoded. It is one record of the log, named by its key (segment,
 // offset, length): no UID or PHI in any file name.
+//
+// # Encryption at rest
+//
+// With Config.Keys set (HIPAA 45 CFR 164.312(a)(2)(iv)), each record's
+// data, the Part 10 file, is sealed by a Blobs decorator over the log
+// (sealed.go), so the log's layout, CRCs and crash argument are unchanged:
+// the sealed bytes are simply the record's data. Per record a fresh
+// AES-256 data key is made and wrapped by the KeyProvider's current
+// key-encryption key (KeyFile: AES-256-GCM, the KEK id as associated data,
+// NIST SP 800-38D); the record's data is a header (magic "RGS1", version,
+// KEK id, wrapped data key, 4-byte nonce prefix) and the file in 64 KiB
+// chunks, each AES-256-GCM under the data key with nonce prefix || chunk
+// index and the header, chunk index and a final-chunk flag as associated
+// data (the STREAM construction): a changed byte, a moved, swapped or
+// foreign chunk and a truncation all fail with ErrSealBroken, and no
+// unauthenticated byte is returned. Ingest encrypts as it streams (one
+// chunk buffer), the read-back walk and the indexer's digest decrypt only
+// the chunks they touch; sizes and SHA-256 in the index are of the
+// plaintext. Rotating the KEK (KeyFile.Rotate, radgate keys rotate) seals
+// new records under the new KEK; old KEKs stay in the key file, and old
+// records are never rewritten.
+//
+// What stays plaintext: the record meta (recordMeta: the Incoming fields,
+// i.e. SOP Class, SOP Instance and, for STOW-RS to a study, Study Instance
+// UID, transfer syntax, calling and called AE titles, the peer's address,
+// source, C-STORE priority; the reception time; the file meta's length):
+// no patient attributes, but UIDs and network details; the log headers;
+// and the SQLite index, which holds patient names, IDs and birth dates for
+// QIDO-RS and must be protected by the file system (dm-crypt/LUKS, an
+// encrypted volume) until it is encrypted itself.
+//
+// DataDir/seal.json is written (durably) before the first sealed record:
+// the KEK the directory was first sealed under, a data key wrapped by it
+// (Open checks that Keys unwraps it: another key file fails with
+// ErrUnknownKey at once), and the first segment id that may hold sealed
+// records. Open refuses a directory with the marker and no Keys
+// (ErrKeysRequired); sealing cannot be turned off again. Records in
+// earlier segments were written in plaintext before Keys was set and are
+// read as they are; in later segments a record without the seal header is
+// refused, so a plaintext record cannot be slipped in. Which records are
+// plaintext is decided by the segment id, never by sniffing a record's
+// first bytes. A record's seal does not bind it to its key (a sealed record
+// copied whole over another of the same ring would be read as that one;
+// the index's SHA-256 would tell), nor the plaintext meta to the data.
 //
 // # Why a log
 //

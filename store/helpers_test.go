@@ -211,7 +211,7 @@ func committed(t testing.TB, dataDir string) map[string]bool {
 	}
 	keys := map[string]bool{}
 	for _, key := range list {
-		rc, err := OpenBlobFile(dataDir, key)
+		rc, err := OpenBlobFile(dataDir, key, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

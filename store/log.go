@@ -383,9 +383,15 @@ func openRecord(path string, off, n int64) (io.ReadCloser, error) {
 
 // OpenBlobFile reads the blob under key from the data directory dataDir
 // without opening its Store, for tools and tests; radgate may be running.
-func OpenBlobFile(dataDir, key string) (io.ReadCloser, error) {
-	l := &Log{dir: filepath.Join(dataDir, segmentsDirName)}
-	return l.Open(context.Background(), key)
+// keys opens sealed records; without keys, a sealed data directory fails
+// with ErrKeysRequired.
+func OpenBlobFile(dataDir, key string, keys KeyProvider) (io.ReadCloser, error) {
+	ctx := context.Background()
+	b, err := sealLog(ctx, dataDir, &Log{dir: filepath.Join(dataDir, segmentsDirName)}, keys, false)
+	if err != nil {
+		return nil, err
+	}
+	return b.Open(ctx, key)
 }
 
 type recordReader struct {

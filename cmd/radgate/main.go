@@ -29,6 +29,7 @@ Usage:
   radgate bench   --grpc HOST:PORT --model NAME [--concurrency N[,N...] | --rate R[,R...]] [--requests N | --duration D] [--batch N] [--out DIR]
   radgate deidentify --out DIR [--retain-uids] [options] PATH...
   radgate audit   verify [--data-dir DIR]
+  radgate keys    init|rotate --file PATH
   radgate version
 
 Run 'radgate COMMAND -h' for a command's options. Settings come from
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return deidentifyCmd(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "radgate %s\n", buildVersion())
 		return 0

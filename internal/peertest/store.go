@@ -79,7 +79,7 @@ func Stored(dataDir, dir string) ([]string, error) {
 }
 
 func exportBlob(dataDir, key, path string) error {
-	rc, err := store.OpenBlobFile(dataDir, key)
+	rc, err := store.OpenBlobFile(dataDir, key, nil)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/radgate/radgate/store"
+)
+
+const keysUsage = `usage: radgate keys init|rotate --file PATH
+
+Manages the key file that seals the stored instances at rest (the gateway's
+blob_key_file): AES-256 key-encryption keys that wrap each record's own
+data key (AES-256-GCM, NIST SP 800-38D).
+
+  init    creates PATH (mode 0600) holding one new key; it never replaces
+          an existing file, since a lost key loses every instance it sealed.
+  rotate  adds a new key to PATH, which seals what is stored from the
+          gateway's next start on; the older keys stay, so what they sealed
+          stays readable. Prints the new key's id.
+
+Keep a copy of the key file apart from the data (a backup of the data
+without it is unreadable, as is the data once the file is lost).
+
+Options:
+`
+
+// keysCmd: `radgate keys init|rotate`.
+func keysCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("keys", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() {
+		fmt.Fprint(stderr, keysUsage)
+		fset.PrintDefaults()
+	}
+	path := fset.String("file", "", "the key file")
+	pos, err := parseInterleaved(fset, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 || (pos[0] != "init" && pos[0] != "rotate") || *path == "" {
+		fset.Usage()
+		return 2
+	}
+	if pos[0] == "init" {
+		kf, err := store.GenerateKeyFile(*path)
+		if errors.Is(err, fs.ErrExist) {
+			fmt.Fprintf(stderr, "radgate keys init: %s exists; not replacing it (use rotate to add a key)\n", *path)
+			return 1
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "radgate keys init: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "created %s with key %s\n", *path, kf.Current())
+		return 0
+	}
+	kf, err := store.OpenKeyFile(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "radgate keys rotate: %v\n", err)
+		return 1
+	}
+	id, err := kf.Rotate()
+	if err != nil {
+		fmt.Fprintf(stderr, "radgate keys rotate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, id)
+	return 0
+}
