@@ -18,6 +18,22 @@ import (
 	"github.com/radgate/radgate/phantom"
 )
 
+// sendPhantom sends a phantom CXR to g with DCMTK storescu, calling as
+// MODALITY1.
+func sendPhantom(t *testing.T, g *Gateway, storescu string, spec phantom.Spec) {
+	t.Helper()
+	ins, err := phantom.Generate(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "cxr.dcm")
+	if err := os.WriteFile(file, ins[0].Data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(g.DIMSEAddr().String())
+	peertest.Run(t, nil, storescu, "-aet", "MODALITY1", "-aec", "RADGATE", host, port, file)
+}
+
 // TestAuditTrail: a session with a real DCMTK sender, DICOMweb clients and
 // a refused token leaves a trail of PS3.15 A.5 messages (each valid against
 // the schema) naming the patient where PHI was touched; Verify passes on
@@ -32,16 +48,7 @@ func TestAuditTrail(t *testing.T) {
 	dir := filepath.Join(data, auditDir)
 
 	spec := phantom.Spec{Kind: phantom.KindCXR, Finding: phantom.Pneumothorax, Seed: 11}
-	ins, err := phantom.Generate(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "cxr.dcm")
-	if err := os.WriteFile(file, ins[0].Data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(g.DIMSEAddr().String())
-	peertest.Run(t, nil, storescu, "-aet", "MODALITY1", "-aec", "RADGATE", host, port, file)
+	sendPhantom(t, g, storescu, spec)
 
 	base := "http://" + g.HTTPAddr().String() + "/dicomweb"
 	get := func(path, token string) int {
@@ -76,7 +83,7 @@ func TestAuditTrail(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	cancel()
-	err = <-done
+	err := <-done
 	done <- err // for startGateway's cleanup
 	if err != nil {
 		t.Fatal(err)

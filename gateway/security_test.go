@@ -325,16 +325,7 @@ func TestBlobsEncryptedAtRest(t *testing.T) {
 		t.Errorf("banner:\n%s", b)
 	}
 	spec := phantom.Spec{Kind: phantom.KindCXR, Finding: phantom.Effusion, Seed: 21}
-	ins, err := phantom.Generate(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "cxr.dcm")
-	if err := os.WriteFile(file, ins[0].Data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(g.DIMSEAddr().String())
-	peertest.Run(t, nil, storescu, "-aec", "RADGATE", host, port, file)
+	sendPhantom(t, g, storescu, spec)
 
 	// The index follows the acknowledgement by a moment.
 	var resp *http.Response

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"path/filepath"
@@ -270,4 +271,32 @@ func part10(t testing.TB, in Incoming, dataset []byte) []byte {
 	}
 	buf.Write(dataset)
 	return buf.Bytes()
+}
+
+// ingestReplacing ingests n instances (SOP UIDs prefix+i, pixels bytes of
+// pixel data each), then a new content for instance replaced (of
+// replacedPixels), and returns what was sent and the n current records.
+func ingestReplacing(t *testing.T, s *Store, prefix string, n, pixels, replaced, replacedPixels int) ([]ds, []Instance) {
+	t.Helper()
+	ctx := context.Background()
+	var sent []ds
+	for i := range n {
+		sent = append(sent, ds{sop: fmt.Sprintf("%s%d", prefix, i), pixels: pixels, fill: byte(i)})
+	}
+	sent = append(sent, ds{sop: sent[replaced].sop, pixels: replacedPixels, fill: 0xEE})
+	for _, d := range sent {
+		if _, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.CountInstances(ctx)
+	var before []Instance
+	for _, d := range sent[:n] {
+		in, err := s.Instance(ctx, d.sop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = append(before, in)
+	}
+	return sent, before
 }

@@ -587,25 +587,7 @@ func TestSealedReplay(t *testing.T) {
 	dir := t.TempDir()
 	keys := newTestKeys(t)
 	s := openTest(t, Config{DataDir: dir, Keys: keys, Duplicates: Replace})
-	var sent []ds
-	for i := range 4 {
-		sent = append(sent, ds{sop: fmt.Sprintf("1.2.826.0.1.3680043.10.999.25.%d", i), pixels: 150 << 10, fill: byte(i)})
-	}
-	sent = append(sent, ds{sop: sent[1].sop, pixels: 90 << 10, fill: 0xEE}) // replaces the second
-	for _, d := range sent {
-		if _, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.CountInstances(ctx)
-	var before []Instance
-	for _, d := range sent[:4] {
-		in, err := s.Instance(ctx, d.sop)
-		if err != nil {
-			t.Fatal(err)
-		}
-		before = append(before, in)
-	}
+	sent, before := ingestReplacing(t, s, "1.2.826.0.1.3680043.10.999.25.", 4, 150<<10, 1, 90<<10)
 	w, err := s.blobs.Create(ctx, []byte(`{}`))
 	if err != nil {
 		t.Fatal(err)

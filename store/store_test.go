@@ -673,25 +673,7 @@ func TestReplayRebuildsLostIndex(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := openTest(t, Config{DataDir: dir, Duplicates: Replace})
-	var sent []ds
-	for i := range 8 {
-		sent = append(sent, ds{sop: fmt.Sprintf("1.2.826.0.1.3680043.10.999.6.%d", i), pixels: 100 << 10, fill: byte(i)})
-	}
-	sent = append(sent, ds{sop: sent[2].sop, pixels: 100 << 10, fill: 0xEE}) // replaces the third
-	for _, d := range sent {
-		if _, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.CountInstances(ctx)
-	var before []Instance
-	for _, d := range sent[:8] {
-		in, err := s.Instance(ctx, d.sop)
-		if err != nil {
-			t.Fatal(err)
-		}
-		before = append(before, in)
-	}
+	sent, before := ingestReplacing(t, s, "1.2.826.0.1.3680043.10.999.6.", 8, 100<<10, 2, 100<<10)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
