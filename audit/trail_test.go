@@ -8,27 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/radgate/radgate/internal/peertest"
 )
-
-// clock is a settable Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func testLogger(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
 
@@ -64,7 +52,7 @@ func recordN(t *testing.T, tr *Trail, from, n int) {
 func writeTrail(t *testing.T, n int) string {
 	t.Helper()
 	dir := t.TempDir()
-	c := &clock{t: when}
+	c := peertest.NewClock(when)
 	tr := open(t, dir, Options{MaxFileBytes: 6000, Now: c.Now})
 	recordN(t, tr, 0, n)
 	if err := tr.Close(); err != nil {
@@ -302,7 +290,7 @@ func TestOpenRefusesBrokenTrail(t *testing.T) {
 
 func TestRetentionPrunes(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: when}
+	c := peertest.NewClock(when)
 	opt := Options{Now: c.Now, Retention: 30 * 24 * time.Hour}
 	tr := open(t, dir, opt)
 	// The record time is when the writer appends, so each day's records

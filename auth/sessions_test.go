@@ -8,46 +8,33 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/radgate/radgate/auth"
 	"github.com/radgate/radgate/auth/authtest"
+	"github.com/radgate/radgate/internal/peertest"
 )
-
-// clock is the injectable clock of the session tests: no sleeps.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // pageEnv is a gateway with page sessions in front of a worklist page.
 type pageEnv struct {
 	iss *authtest.Issuer
 	srv *httptest.Server
-	clk *clock
+	clk *peertest.Clock
 	fs  *failures
 	log *logRecorder
 }
 
 func newPageEnv(t *testing.T, idle time.Duration) *pageEnv {
 	t.Helper()
-	e := &pageEnv{iss: authtest.NewIssuer(t), clk: &clock{t: time.Now()}, fs: &failures{}, log: newLogRecorder()}
+	e := &pageEnv{iss: authtest.NewIssuer(t), clk: peertest.NewClock(time.Now()), fs: &failures{}, log: newLogRecorder()}
 	v := newVerifier(t, e.iss, e.fs, e.log)
 	mux := http.NewServeMux()
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	s := auth.NewSessions(v, auth.SessionConfig{
 		Idle: idle, AuthorizeURL: e.iss.AuthorizeURL(), TokenURL: e.iss.TokenURL(), ClientID: authtest.ClientID,
-		RedirectURL: e.srv.URL + "/login/callback", Scopes: []string{auth.ScopeWorklistRead}, Now: e.clk.now,
+		RedirectURL: e.srv.URL + "/login/callback", Scopes: []string{auth.ScopeWorklistRead}, Now: e.clk.Now,
 	}, slog.New(e.log))
 	s.Register(mux)
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -152,14 +139,14 @@ func TestSessionLoginAndIdle(t *testing.T) {
 	}
 	// Activity keeps the session alive past Idle in total…
 	for range 2 {
-		e.clk.advance(100 * time.Second)
+		e.clk.Add(100 * time.Second)
 		if resp := e.page(t, c); resp.StatusCode != 200 {
 			t.Fatalf("page after 100 s: %d", resp.StatusCode)
 		}
 	}
 	// …Idle without a request ends it.
 	e.fs.take()
-	e.clk.advance(2*time.Minute + time.Second)
+	e.clk.Add(2*time.Minute + time.Second)
 	if resp := e.page(t, c); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
 		t.Fatalf("page after idling: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -180,11 +167,11 @@ func TestSessionEndsAtTokenExpiry(t *testing.T) {
 	e.iss.SetLogin(authtest.Claims{Expiry: time.Now().Add(3 * time.Minute)})
 	c := browser(t)
 	e.login(t, c)
-	e.clk.advance(2 * time.Minute)
+	e.clk.Add(2 * time.Minute)
 	if resp := e.page(t, c); resp.StatusCode != 200 {
 		t.Fatalf("page before expiry: %d", resp.StatusCode)
 	}
-	e.clk.advance(2 * time.Minute)
+	e.clk.Add(2 * time.Minute)
 	if resp := e.page(t, c); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("page after the token expired: %d", resp.StatusCode)
 	}
