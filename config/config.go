@@ -60,6 +60,7 @@ type Config struct {
 	TLSCert      string
 	TLSKey       string
 	TLSClientCA  string
+	TLSPeerCA    string
 	DIMSETLSAddr string
 	LogLevel     string
 	LogFormat    string
@@ -198,6 +199,10 @@ func Settings() []Setting {
 		}},
 		{"tls_client_ca", "", "CA certificates (PEM) that sign DIMSE peers' client certificates: when set, a peer on dimse_tls_addr must present a valid one (node authentication)", func(c *Config, v string) error {
 			c.TLSClientCA = v
+			return nil
+		}},
+		{"tls_peer_ca", "", "CA certificates (PEM) that dimse+tls:// result destinations' certificates must chain to (empty: the system's); radgate presents tls_cert when the peer asks for a client certificate", func(c *Config, v string) error {
+			c.TLSPeerCA = v
 			return nil
 		}},
 		{"dimse_tls_addr", ":2762", "DIMSE over TLS listen address (the DICOM TLS port; used when tls_cert is set)", func(c *Config, v string) error {
@@ -385,7 +390,7 @@ func Settings() []Setting {
 			c.DICOMwebMaxParts, err = atLeast(v, 1)
 			return err
 		}},
-		{"results_to", "", "comma list of result destinations: dimse://AE@HOST:PORT (C-STORE) or a DICOMweb base URL http(s)://HOST/PATH (STOW-RS); routes may name their own", func(c *Config, v string) error {
+		{"results_to", "", "comma list of result destinations: dimse://AE@HOST:PORT (C-STORE), dimse+tls://AE@HOST:PORT (C-STORE over TLS; tls_peer_ca, tls_cert) or a DICOMweb base URL http(s)://HOST/PATH (STOW-RS); routes may name their own", func(c *Config, v string) error {
 			c.ResultsTo = list(v)
 			return nil
 		}},

@@ -33,20 +33,28 @@ type Sender interface {
 }
 
 // Parse returns the Sender for a destination: dimse://AE@HOST:PORT is a
-// C-STORE SCU calling as callingAE, a DICOMweb base URL a STOW-RS client,
+// C-STORE SCU calling as cfg.CallingAE, dimse+tls://AE@HOST:PORT the same
+// over TLS (cfg.TLS), a DICOMweb base URL a STOW-RS client,
 // mllp://HOST:PORT an HL7 v2 sender over MLLP (ParseMLLP).
-func Parse(dest, callingAE string) (Sender, error) {
+func Parse(dest string, cfg Config) (Sender, error) {
 	u, err := url.Parse(dest)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q: %v", ErrDestination, dest, err)
 	}
 	switch u.Scheme {
-	case "dimse":
+	case "dimse", "dimse+tls":
 		ae := u.User.Username()
 		if ae == "" || len(ae) > 16 || u.Port() == "" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
-			return nil, fmt.Errorf("%w: %q: want dimse://AE@HOST:PORT", ErrDestination, dest)
+			return nil, fmt.Errorf("%w: %q: want %s://AE@HOST:PORT", ErrDestination, dest, u.Scheme)
 		}
-		return &dimseSender{addr: net.JoinHostPort(u.Hostname(), u.Port()), cfg: dimse.ClientConfig{CallingAE: callingAE, CalledAE: ae}}, nil
+		s := &dimseSender{addr: net.JoinHostPort(u.Hostname(), u.Port()), cfg: dimse.ClientConfig{CallingAE: cfg.CallingAE, CalledAE: ae}}
+		if u.Scheme == "dimse+tls" {
+			if cfg.TLS == nil {
+				return nil, fmt.Errorf("%w: %q: no TLS client configuration", ErrDestination, dest)
+			}
+			s.cfg.TLS = cfg.TLS
+		}
+		return s, nil
 	case "http", "https":
 		if u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return nil, fmt.Errorf("%w: %q: want a DICOMweb base URL, http(s)://HOST[:PORT]/PATH", ErrDestination, dest)
@@ -55,7 +63,7 @@ func Parse(dest, callingAE string) (Sender, error) {
 	case "mllp":
 		return ParseMLLP(dest)
 	}
-	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want dimse://AE@HOST:PORT, a DICOMweb base URL or mllp://HOST:PORT)", ErrDestination, dest, u.Scheme)
+	return nil, fmt.Errorf("%w: %q: unknown scheme %q (want dimse://AE@HOST:PORT, dimse+tls://AE@HOST:PORT, a DICOMweb base URL or mllp://HOST:PORT)", ErrDestination, dest, u.Scheme)
 }
 
 // dimseSender sends a batch over one association (PS3.4 B.2: C-STORE),

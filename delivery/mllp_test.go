@@ -39,7 +39,7 @@ func TestParseMLLP(t *testing.T) {
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrDestination)) {
 			t.Errorf("ParseMLLP(%q) = %v, want ok=%v", tc.dest, err, tc.ok)
 		}
-		if _, err := Parse(tc.dest, "RADGATE"); tc.ok && err != nil {
+		if _, err := Parse(tc.dest, Config{CallingAE: "RADGATE"}); tc.ok && err != nil {
 			t.Errorf("Parse(%q) = %v", tc.dest, err)
 		}
 	}

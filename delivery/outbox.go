@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +20,10 @@ import (
 
 // Config configures an Outbox.
 type Config struct {
-	CallingAE   string        // our AE title, for DIMSE destinations
+	CallingAE string // our AE title, for DIMSE destinations
+	// TLS is the client side of dimse+tls:// destinations (the peer's CA,
+	// our certificate): tlsconf.Source.Client.
+	TLS         *tls.Config
 	MaxAttempts int           // attempts before a delivery is dead
 	Backoff     time.Duration // wait after the first failure; doubled after each
 	BackoffMax  time.Duration // longest wait
@@ -84,7 +88,7 @@ func New(work store.Work, cfg Config, log *slog.Logger, reg prometheus.Registere
 		if s, ok := cfg.Senders[dest]; ok {
 			return s, nil
 		}
-		return Parse(dest, cfg.CallingAE)
+		return Parse(dest, cfg)
 	}
 	return o, nil
 }

@@ -3,6 +3,7 @@ package delivery
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"os"
 	"path/filepath"
@@ -32,16 +33,21 @@ func TestParse(t *testing.T) {
 		{"dimse://127.0.0.1:104", false, "want dimse://AE@HOST:PORT"},
 		{"dimse://PACS@127.0.0.1", false, "want dimse://AE@HOST:PORT"},
 		{"dimse://WAYTOOLONGAETITLE17@h:1", false, "want dimse://AE@HOST:PORT"},
+		{"dimse+tls://PACS@127.0.0.1:2762", true, ""},
+		{"dimse+tls://127.0.0.1:2762", false, "want dimse+tls://AE@HOST:PORT"},
 		{"https://pacs.example/dicomweb", true, ""},
 		{"https://pacs.example/dicomweb?x=1", false, "DICOMweb base URL"},
 		{"ftp://x", false, "unknown scheme"},
 		{"http:///nohost", false, "DICOMweb base URL"},
 		{"::", false, "invalid destination"},
 	} {
-		_, err := Parse(tc.dest, "RADGATE")
+		_, err := Parse(tc.dest, Config{CallingAE: "RADGATE", TLS: &tls.Config{}})
 		if (err == nil) != tc.ok || (err != nil && (!errors.Is(err, ErrDestination) || !strings.Contains(err.Error(), tc.want))) {
 			t.Errorf("Parse(%q) = %v; want ok=%v, error with %q", tc.dest, err, tc.ok, tc.want)
 		}
+	}
+	if _, err := Parse("dimse+tls://PACS@127.0.0.1:2762", Config{CallingAE: "RADGATE"}); !errors.Is(err, ErrDestination) {
+		t.Errorf("dimse+tls without a TLS configuration: %v", err)
 	}
 	if got := Redact("dimse://PACS@10.0.0.1:104"); got != "dimse://PACS@10.0.0.1:104" {
 		t.Errorf("Redact kept %q", got)

@@ -2,6 +2,7 @@ package dimse
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,9 @@ type ClientConfig struct {
 	ARTIM        time.Duration // connect and response timeout; 0 = DefaultARTIM
 	IdleTimeout  time.Duration // per-operation I/O timeout; 0 = DefaultIdleTimeout
 	Logger       *slog.Logger
+	// TLS, when set, runs the association over TLS (PS3.15 B.12): the
+	// handshake completes within ARTIM before A-ASSOCIATE-RQ is sent.
+	TLS *tls.Config
 }
 
 // Proposal is a presentation context to propose: one abstract syntax with
@@ -53,6 +57,11 @@ func Dial(ctx context.Context, addr string, cfg ClientConfig, proposals []Propos
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dimse: connect %s: %w", addr, err)
+	}
+	if cfg.TLS != nil {
+		if conn, err = clientTLS(ctx, conn, addr, cfg.TLS, artim); err != nil {
+			return nil, err
+		}
 	}
 	a := newAssociation(conn, assocConfig{maxPDULength: cfg.MaxPDULength, artim: cfg.ARTIM, idle: cfg.IdleTimeout, log: log})
 	stop := context.AfterFunc(ctx, a.abortAsync)
@@ -232,3 +241,20 @@ func (c *Client) Release(ctx context.Context) error {
 
 // Abort ends the association with A-ABORT.
 func (c *Client) Abort() { c.a.Abort() }
+
+// clientTLS completes a TLS handshake on conn within artim, naming the
+// server by addr's host unless tc names it.
+func clientTLS(ctx context.Context, conn net.Conn, addr string, tc *tls.Config, artim time.Duration) (net.Conn, error) {
+	tc = tc.Clone()
+	if tc.ServerName == "" {
+		tc.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	hctx, cancel := context.WithTimeout(ctx, artim)
+	defer cancel()
+	c := tls.Client(conn, tc)
+	if err := c.HandshakeContext(hctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("dimse: TLS with %s: %w", addr, err)
+	}
+	return c, nil
+}

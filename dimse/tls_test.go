@@ -1,7 +1,9 @@
 package dimse
 
 import (
+	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/internal/tlsconf"
 )
@@ -54,10 +57,7 @@ func TestTLSWithDCMTK(t *testing.T) {
 			return s.ServeTLS(l, src.Server(tls.RequireAndVerifyClientCert))
 		})
 	host, port, _ := net.SplitHostPort(ts.addr)
-	ct := filepath.Join(t.TempDir(), "ct.dcm")
-	if err := os.WriteFile(ct, peertest.SyntheticCT(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ct := writeCT(t)
 	tlsArgs := func(cert, key string, extra ...string) []string {
 		return append([]string{"+tls", key, cert, "-pw", "+cf", pki.CA}, extra...)
 	}
@@ -99,4 +99,59 @@ func TestTLSWithDCMTK(t *testing.T) {
 	}
 	// The port still serves after the refusals.
 	peertest.Run(t, nil, echoscu, append(tlsArgs(pki.ClientCert, pki.ClientKey), "-aec", "RADGATE", host, port)...)
+}
+
+// TestTLSClientToDCMTK is the SCU side (dimse+tls:// result destinations):
+// radgate's client associates over TLS with DCMTK storescp +tls, which
+// requires a client certificate (its default -rc), and stores a CT; a peer
+// certificate from another CA and a missing client certificate fail the
+// handshake.
+func TestTLSClientToDCMTK(t *testing.T) {
+	pki := peertest.NewPKI(t)
+	dir := t.TempDir()
+	scp := peertest.StartStorescpWith(t, peertest.StorescpConfig{Dir: dir, AE: "PACS", BitPreserving: true,
+		Args: []string{"+tls", pki.ServerKey, pki.ServerCert, "-pw", "+cf", pki.CA}})
+	src, err := tlsconf.Load(tlsconf.Files{Cert: pki.ClientCert, Key: pki.ClientKey}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := []Proposal{{AbstractSyntax: ctImageStorage, TransferSyntaxes: []string{dcm.ExplicitVRLittleEndian}}}
+	cfg := ClientConfig{CallingAE: "RADGATE", CalledAE: "PACS", TLS: tlsconf.Client(src, pki.Pool(t))}
+	c, err := Dial(t.Context(), scp.Addr(), cfg, props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := peertest.DatasetBytes(writeCT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Store(t.Context(), ctImageStorage, "1.2.826.0.1.3680043.8.498.77", dcm.ExplicitVRLittleEndian, PriorityMedium, bytes.NewReader(data)); err != nil || st.Code != StatusSuccess {
+		t.Fatalf("C-STORE over TLS: %v, %v", st, err)
+	}
+	if err := c.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := filepath.Glob(filepath.Join(dir, "*.dcm")); len(got) != 1 {
+		t.Fatalf("storescp received %d files over TLS, want 1", len(got))
+	}
+	for name, tc := range map[string]*tls.Config{
+		"server certificate from another CA": tlsconf.Client(src, x509.NewCertPool()),
+		"no client certificate":              tlsconf.Client(nil, pki.Pool(t)),
+	} {
+		cfg.TLS = tc
+		if c, err := Dial(t.Context(), scp.Addr(), cfg, props); err == nil {
+			c.Abort()
+			t.Errorf("%s: the association was accepted", name)
+		}
+	}
+}
+
+// writeCT writes the synthetic CT slice as a Part 10 file.
+func writeCT(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ct.dcm")
+	if err := os.WriteFile(p, peertest.SyntheticCT(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

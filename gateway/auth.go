@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -25,15 +24,11 @@ func (g *Gateway) newAuth(ctx context.Context, cfg *config.Config) error {
 		return nil
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
-	if cfg.AuthCA != "" {
-		pem, err := os.ReadFile(cfg.AuthCA)
-		if err != nil {
-			return fmt.Errorf("gateway: auth_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("gateway: auth_ca %s: no PEM certificate in it", cfg.AuthCA)
-		}
+	pool, err := certPool("auth_ca", cfg.AuthCA)
+	if err != nil {
+		return err
+	}
+	if pool != nil {
 		tc := tlsconf.Policy()
 		tc.RootCAs = pool
 		client.Transport = &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}

@@ -12,12 +12,14 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -164,6 +166,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		return nil, fmt.Errorf("gateway: inference: %w", err)
 	}
 
+	if cfg.TLSCert != "" {
+		if g.tls, err = tlsconf.Load(tlsconf.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}, g.log, g.reg); err != nil {
+			g.closeAll()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	if err := g.pipeline(cfg); err != nil {
 		g.closeAll()
 		return nil, err
@@ -251,10 +259,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 // 1.1 over TLS) and DIMSE gains its TLS port next to the plain one.
 func (g *Gateway) listen(cfg *config.Config) error {
 	var err error
-	if cfg.TLSCert != "" {
-		if g.tls, err = tlsconf.Load(tlsconf.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}, g.log, g.reg); err != nil {
-			return fmt.Errorf("gateway: %w", err)
-		}
+	if g.tls != nil {
 		if g.dimseTLSLn, err = net.Listen("tcp", cfg.DIMSETLSAddr); err != nil {
 			return fmt.Errorf("gateway: DIMSE TLS listen: %w", err)
 		}
@@ -272,6 +277,33 @@ func (g *Gateway) listen(cfg *config.Config) error {
 		return fmt.Errorf("gateway: gRPC listen: %w", err)
 	}
 	return nil
+}
+
+// peerTLS is the client TLS of dimse+tls:// destinations: tls_peer_ca's
+// roots, and src's certificate (nil: none) for a peer that asks.
+func peerTLS(src *tlsconf.Source, cfg *config.Config) (*tls.Config, error) {
+	roots, err := certPool("tls_peer_ca", cfg.TLSPeerCA)
+	if err != nil {
+		return nil, err
+	}
+	return tlsconf.Client(src, roots), nil
+}
+
+// certPool reads the CA certificates a setting names (nil when empty:
+// the system's roots).
+func certPool(setting, path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %s: %w", setting, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("gateway: %s %s: no PEM certificate in it", setting, path)
+	}
+	return pool, nil
 }
 
 // ReloadTLS re-reads the certificate files now (radgate serve does it on
@@ -303,11 +335,19 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 	for _, r := range rules {
 		dests = append(dests, r.Destinations...)
 	}
+	peerTLS, err := peerTLS(g.tls, cfg)
+	if err != nil {
+		return err
+	}
+	dcfg := delivery.Config{
+		CallingAE: cfg.AETitle, TLS: peerTLS, MaxAttempts: cfg.DeliveryMaxAttempts, Backoff: cfg.DeliveryBackoff, BackoffMax: cfg.DeliveryBackoffMax,
+		Delivered: g.delivered,
+	}
 	for _, d := range dests {
 		if strings.HasPrefix(d, "mllp://") {
 			return fmt.Errorf("gateway: results go to DICOM destinations, not HL7 %q (that is worklist_hl7_to)", d)
 		}
-		if _, err := delivery.Parse(d, cfg.AETitle); err != nil {
+		if _, err := delivery.Parse(d, dcfg); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
 	}
@@ -319,10 +359,6 @@ func (g *Gateway) pipeline(cfg *config.Config) error {
 	ehr, err := g.newEHR(cfg)
 	if err != nil {
 		return err
-	}
-	dcfg := delivery.Config{
-		CallingAE: cfg.AETitle, MaxAttempts: cfg.DeliveryMaxAttempts, Backoff: cfg.DeliveryBackoff, BackoffMax: cfg.DeliveryBackoffMax,
-		Delivered: g.delivered,
 	}
 	rcfg := results.Config{Workers: cfg.JobWorkers, Equipment: g.equipment()}
 	scfg := study.Config{Rules: rules, Quiet: cfg.StudyQuiet, ReleaseQuiet: cfg.StudyReleaseQuiet, Destinations: cfg.ResultsTo}

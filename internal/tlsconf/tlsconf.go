@@ -11,7 +11,8 @@
 // suites. No SSL, TLS 1.0/1.1, RC4, 3DES, CBC, static RSA key exchange or
 // renegotiation.
 //
-// Entry type: Source (Load, Server, Reload).
+// Entry type: Source (Load, Server, Reload); Client for radgate's own
+// connections.
 package tlsconf
 
 import (
@@ -211,6 +212,22 @@ func (s *Source) Server(clientAuth tls.ClientAuthType, nextProtos ...string) *tl
 		return c, nil
 	}
 	return base
+}
+
+// Client is the policy for connections radgate makes (dimse+tls://
+// destinations): the peer verified against roots (nil: the system's), and
+// s's certificate, reloaded as the server's is, for a peer that asks for
+// one (s nil: none).
+func Client(s *Source, roots *x509.CertPool) *tls.Config {
+	c := Policy()
+	c.RootCAs = roots
+	if s != nil {
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			cert, _ := s.current()
+			return cert, nil
+		}
+	}
+	return c
 }
 
 // HasClientCA reports whether client certificates can be verified.
