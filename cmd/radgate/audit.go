@@ -34,12 +34,7 @@ Options:
 
 // auditCmd: `radgate audit verify`.
 func auditCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, auditUsage)
-		fs.PrintDefaults()
-	}
+	fs := newFlags("audit", auditUsage, stderr)
 	cfgPath := fs.String("config", "", "YAML config file (for its data_dir)")
 	// Only registered so config.Load sees it; the default lives in config.
 	fs.String("data-dir", "", "the gateway's data folder (default ./var)")

@@ -53,12 +53,7 @@ func (l *listFlag[T]) Set(s string) error {
 // bench runs a load test against a KServe v2 gRPC endpoint and prints a
 // table; exit 1 if any request failed.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: radgate bench %s\n\nOptions:\n", benchSynopsis)
-		fs.PrintDefaults()
-	}
+	fs := newFlags("bench", fmt.Sprintf("usage: radgate bench %s\n\nOptions:\n", benchSynopsis), stderr)
 	addr := fs.String("grpc", "", "KServe v2 gRPC endpoint HOST:PORT (radgate, Triton)")
 	tlsCA := fs.String("tls-ca", "", "connect over TLS, trusting the CA certificates (PEM) in this file (empty: plaintext)")
 	token := fs.String("token", "", "bearer token (an OAuth 2 access token with models.infer) sent with every call")

@@ -41,12 +41,7 @@ func (c *clientFlags) config(calledAE string) dimse.ClientConfig {
 // newClientFlags is the flag set of a client subcommand with the shared
 // options registered.
 func newClientFlags(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *clientFlags) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: radgate %s %s\n", name, synopsis)
-		fs.PrintDefaults()
-	}
+	fs := newFlags(name, fmt.Sprintf("usage: radgate %s %s\n", name, synopsis), stderr)
 	cf := &clientFlags{}
 	cf.register(fs)
 	return fs, cf

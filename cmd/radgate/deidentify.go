@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,12 +19,7 @@ const deidentifySynopsis = "--out DIR [--retain-uids] [--retain-device] [--retai
 // map under the data folder. Failures are named by path, never by what
 // the file holds.
 func deidentifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("deidentify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: radgate deidentify %s\n", deidentifySynopsis)
-		fs.PrintDefaults()
-	}
+	fs := newFlags("deidentify", fmt.Sprintf("usage: radgate deidentify %s\n", deidentifySynopsis), stderr)
 	out := fs.String("out", "", "folder to write the de-identified files into (created if missing)")
 	var opt deident.Options
 	fs.BoolVar(&opt.RetainUIDs, "retain-uids", false, "keep the UIDs (Retain UIDs Option)")

@@ -31,12 +31,7 @@ Options:
 
 // keysCmd: `radgate keys init|rotate`.
 func keysCmd(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("keys", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.Usage = func() {
-		fmt.Fprint(stderr, keysUsage)
-		fset.PrintDefaults()
-	}
+	fset := newFlags("keys", keysUsage, stderr)
 	path := fset.String("file", "", "the key file")
 	pos, err := parseInterleaved(fset, args)
 	if errors.Is(err, flag.ErrHelp) {

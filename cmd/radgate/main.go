@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -101,4 +102,16 @@ func buildVersion() string {
 		return "devel"
 	}
 	return v
+}
+
+// newFlags is a subcommand's flag set: errors on stderr, and -h prints
+// header, then the options.
+func newFlags(name, header string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, header)
+		fs.PrintDefaults()
+	}
+	return fs
 }

@@ -25,12 +25,7 @@ import (
 // settingsFlags is a subcommand's flag set that also takes every setting
 // (--models-dir, --ort-lib, --device, …) and --config, as serve does.
 func settingsFlags(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: radgate %s %s\n\nOptions (and every serve setting):\n", name, synopsis)
-		fs.PrintDefaults()
-	}
+	fs := newFlags(name, fmt.Sprintf("usage: radgate %s %s\n\nOptions (and every serve setting):\n", name, synopsis), stderr)
 	cfgPath := fs.String("config", "", "YAML config file")
 	config.RegisterFlags(fs)
 	return fs, cfgPath

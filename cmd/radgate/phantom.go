@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,12 +17,7 @@ const phantomSynopsis = "--kind cxr|ct-head --finding none|pneumothorax|effusion
 // phantomCmd writes a synthetic phantom study (not for clinical use) into
 // a folder, one Part 10 file per instance, and says which are positive.
 func phantomCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("phantom", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: radgate phantom %s\n", phantomSynopsis)
-		fs.PrintDefaults()
-	}
+	fs := newFlags("phantom", fmt.Sprintf("usage: radgate phantom %s\n", phantomSynopsis), stderr)
 	kind := fs.String("kind", "", "cxr (PA chest radiograph) or ct-head (axial head CT series)")
 	finding := fs.String("finding", string(phantom.None), "none; pneumothorax or effusion (cxr); hemorrhage (ct-head)")
 	out := fs.String("out", "", "folder to write the files into (created if missing)")
