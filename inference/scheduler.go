@@ -576,6 +576,11 @@ func (s *Scheduler) run(q *queue, batch []*pending) {
 	end := time.Now()
 	compute := end.Sub(start)
 	s.metrics.ran(q.id, n, compute, err)
+	// Counted before anyone is answered: a caller that has its answer
+	// finds it in Stats.
+	s.mu.Lock()
+	q.stats.record(batch, n, start, end, err)
+	s.mu.Unlock()
 	off := 0
 	for _, p := range batch {
 		t := Timing{Queue: start.Sub(p.enqueued), Compute: compute, Batch: n}
@@ -587,7 +592,6 @@ func (s *Scheduler) run(q *queue, batch []*pending) {
 		off += p.n
 	}
 	s.mu.Lock()
-	q.stats.record(batch, n, start, end, err)
 	q.running--
 	s.free++
 	if q.removed && q.running == 0 {
