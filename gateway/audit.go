@@ -16,7 +16,6 @@ import (
 	"github.com/radgate/radgate/audit"
 	"github.com/radgate/radgate/auth"
 	"github.com/radgate/radgate/config"
-	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/delivery"
 	"github.com/radgate/radgate/ingest"
 	"github.com/radgate/radgate/store"
@@ -104,8 +103,8 @@ func (g *Gateway) authFailed(f auth.Failure) {
 // Instances Transferred; a FHIR, HL7 or UPS notification is a Data Export.
 func (g *Gateway) delivered(ctx context.Context, d store.Delivery) {
 	var subjects []ingest.Subject
-	if study := g.studyOf(ctx, d); study != "" {
-		if ins, err := g.store.Work().StudyInstances(ctx, study); err == nil {
+	if d.StudyInstanceUID != "" {
+		if ins, err := g.store.Work().StudyInstances(ctx, d.StudyInstanceUID); err == nil {
 			subjects = ingest.Subjects(ins)
 		}
 	}
@@ -127,25 +126,6 @@ func (g *Gateway) delivered(ctx context.Context, d store.Delivery) {
 func firstStudy(s ingest.Subject) string {
 	if len(s.Studies) > 0 {
 		return s.Studies[0].UID
-	}
-	return ""
-}
-
-// studyOf finds the study a delivery is about: its job's, the one its
-// FHIR key names (imagingstudy/STUDY/…, report/STUDY/…), or its workitem's
-// (HL7 and UPS deliveries are keyed WORKITEM@…).
-func (g *Gateway) studyOf(ctx context.Context, d store.Delivery) string {
-	if d.JobID != 0 {
-		if j, err := g.store.Work().Job(ctx, d.JobID); err == nil {
-			return j.StudyInstanceUID
-		}
-	}
-	if parts := strings.Split(d.ObjectUID, "/"); len(parts) >= 2 && dcm.ValidUID(parts[1]) {
-		return parts[1]
-	}
-	uid, _, _ := strings.Cut(d.ObjectUID, "@")
-	if w, err := g.worklist.Get(ctx, uid); err == nil {
-		return w.StudyInstanceUID
 	}
 	return ""
 }

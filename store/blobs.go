@@ -23,6 +23,10 @@ type Blobs interface {
 	// records are all unreferenced.
 	Segments() []uint64
 	Reclaim(id uint64) (bool, error)
+	// Erase destroys committed records (a purge): no Replay returns them
+	// again, and their data is gone from the disk. A key already erased,
+	// or of a segment since reclaimed, is no error.
+	Erase(ctx context.Context, keys []string) error
 	// Reserve keeps segment ids up to id from being reused.
 	Reserve(id uint64)
 	// Ping reports whether new records can be written.

@@ -31,6 +31,11 @@ var (
 	// ErrNotFound: no instance with that SOP Instance UID, or no blob with
 	// that key.
 	ErrNotFound = errors.New("store: not found")
+	// ErrInFlight: a study cannot be purged now, because radgate has work
+	// for it in progress: instances not yet evaluated (or not yet
+	// indexed), a job queued or running, a delivery pending, or a
+	// workitem not COMPLETED or CANCELED.
+	ErrInFlight = errors.New("store: study has work in progress")
 	// ErrClosed: the Store (or one of its backends) has been closed.
 	ErrClosed = errors.New("store: closed")
 	// ErrDataDirInUse: another process holds the data directory's lock.

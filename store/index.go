@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Index records which instances exist, their attributes and where their
 // blobs are, and per log segment how many records are still referenced
@@ -25,6 +28,19 @@ type Index interface {
 	Segments(ctx context.Context) ([]SegmentState, error)
 	// ForgetSegment drops a reclaimed segment's row.
 	ForgetSegment(ctx context.Context, id uint64) error
+	// SettledStudies lists up to limit studies settled before before,
+	// oldest first, and counts those settled but held because a delivery
+	// gave up (see Store.Expired).
+	SettledStudies(ctx context.Context, before time.Time, limit int) (due []string, held int, err error)
+	// PurgeStudy deletes every row about a study and records its
+	// instances' blob keys for erasure, in one transaction durable at
+	// commit (purge.go); ErrNotFound, or ErrInFlight while work for it is
+	// in progress.
+	PurgeStudy(ctx context.Context, studyInstanceUID string) (Purged, error)
+	// Erasures lists the blob keys purged and not yet erased; Erased
+	// drops keys whose records are erased.
+	Erasures(ctx context.Context) ([]string, error)
+	Erased(ctx context.Context, keys []string) error
 	// MaxSeq is the highest sequence number recorded.
 	MaxSeq(ctx context.Context) (uint64, error)
 	// Count returns the number of instance records.

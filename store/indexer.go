@@ -197,17 +197,43 @@ func (ix *indexer) finish(batch []IndexOp, emptied []uint64) {
 		ix.log.Info("store: indexing recovered")
 		ix.failing = nil
 	}
+	free := ix.reclaimableLocked(emptied)
+	ix.cond.Broadcast()
+	ix.mu.Unlock()
+	if len(free) > 0 {
+		ix.reclaim(context.Background(), free)
+	}
+}
+
+// reclaimable keeps of segments the index counts empty those no queued
+// record is in: only these may be deleted.
+func (ix *indexer) reclaimable(emptied []uint64) []uint64 {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.reclaimableLocked(emptied)
+}
+
+func (ix *indexer) reclaimableLocked(emptied []uint64) []uint64 {
 	var free []uint64
 	for _, id := range emptied {
 		if ix.perSeg[id] == 0 {
 			free = append(free, id)
 		}
 	}
-	ix.cond.Broadcast()
-	ix.mu.Unlock()
-	if len(free) > 0 {
-		ix.reclaim(context.Background(), free)
+	return free
+}
+
+// holdsStudy reports whether an instance of the study is acknowledged and
+// not yet indexed.
+func (ix *indexer) holdsStudy(studyInstanceUID string) bool {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, in := range ix.pending {
+		if in.StudyInstanceUID == studyInstanceUID {
+			return true
+		}
 	}
+	return false
 }
 
 // forgetLocked drops a finished op from the bookkeeping. ix.mu is held.

@@ -67,7 +67,7 @@ type Mark struct {
 // A record header (recHeaderLen bytes):
 //
 //	0  magic "RGR1"
-//	4  kind (recInstance, recTombstone), 3 bytes zero
+//	4  kind (recInstance, recTombstone, recErased), 3 bytes zero
 //	8  meta length (uint32)
 //	12 CRC-32C of the data
 //	16 sequence number (uint64)
@@ -79,6 +79,13 @@ type Mark struct {
 // Part 10 file). The header is written last, at commit, so a record whose
 // commit did not complete has a zero or invalid header. A tombstone marks
 // the space of an aborted record; its data is never read.
+//
+// Erase turns a committed record into an erased one by rewriting its kind
+// byte alone (a one-byte write cannot be torn), made durable before its
+// meta and data are punched out (zeros): from the first step on, the
+// header's lengths still chain the walk to the next record, and nothing
+// of the record is read again. An erased header is recognised by its
+// magic and kind; its CRC covered the meta that is gone.
 const (
 	segmentsDirName = "segments"
 	segmentExt      = ".seg"
@@ -88,6 +95,7 @@ const (
 	recHeaderLen    = 40
 	recInstance     = 1
 	recTombstone    = 2
+	recErased       = 3
 	// maxMetaLen bounds a record's meta, checked before it is read back.
 	maxMetaLen = 64 << 10
 )
@@ -443,6 +451,81 @@ func (l *Log) Reclaim(id uint64) (bool, error) {
 	return true, nil
 }
 
+// Erase implements Blobs. Per segment, it finds the records by walking
+// their headers (not their data), marks them erased and makes that
+// durable, then punches their meta and data out and makes that durable.
+func (l *Log) Erase(ctx context.Context, keys []string) error {
+	bySeg := map[uint64]map[int64]bool{}
+	for _, k := range keys {
+		id, off, _, ok := parseKey(k)
+		if !ok {
+			return fmt.Errorf("%w: blob key %q", ErrNotFound, k)
+		}
+		if bySeg[id] == nil {
+			bySeg[id] = map[int64]bool{}
+		}
+		bySeg[id][off] = true
+	}
+	for id, data := range bySeg {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := l.eraseIn(id, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eraseIn erases the records of segment id whose data starts at an offset
+// in data.
+func (l *Log) eraseIn(id uint64, data map[int64]bool) error {
+	f, err := os.OpenFile(l.path(id), os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // reclaimed: nothing of it is left
+	}
+	if err != nil {
+		return fmt.Errorf("store: erase: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: erase: %w", err)
+	}
+	type span struct{ from, to int64 }
+	var holes []span
+	for off := int64(segHeaderLen); ; {
+		rec, next, ok := readRecord(f, off, fi.Size(), false)
+		if !ok {
+			break
+		}
+		if data[rec.data] && rec.kind != recTombstone {
+			if rec.kind == recInstance {
+				if _, err := f.WriteAt([]byte{recErased}, off+4); err != nil {
+					return fmt.Errorf("store: erase: %w", err)
+				}
+			}
+			holes = append(holes, span{off + recHeaderLen, next})
+		}
+		off = next
+	}
+	if len(holes) == 0 {
+		return nil
+	}
+	if err := fdatasync(f); err != nil {
+		return fmt.Errorf("store: erase: %w", err)
+	}
+	for _, h := range holes {
+		if err := punchHole(f, h.from, h.to-h.from); err != nil {
+			return fmt.Errorf("store: erase: %w", err)
+		}
+	}
+	if err := fdatasync(f); err != nil {
+		return fmt.Errorf("store: erase: %w", err)
+	}
+	return nil
+}
+
 // Recovered is a committed record found by Replay.
 type Recovered struct {
 	Seq  uint64
@@ -504,7 +587,7 @@ func walkSegment(f *os.File, id uint64, from int64, fn func(Recovered, io.Reader
 	}
 	off := max(from, segHeaderLen)
 	for {
-		rec, next, ok := readRecord(f, off, size)
+		rec, next, ok := readRecord(f, off, size, true)
 		if !ok {
 			return off, size, nil
 		}
@@ -556,9 +639,10 @@ type recordInfo struct {
 	checksum uint32
 }
 
-// readRecord reads and checks the record at off. ok is false where no
-// valid record starts (the end of the segment).
-func readRecord(f *os.File, off, size int64) (rec recordInfo, next int64, ok bool) {
+// readRecord reads and checks the record at off, its data too when
+// checkData is set. ok is false where no valid record starts (the end of
+// the segment).
+func readRecord(f *os.File, off, size int64, checkData bool) (rec recordInfo, next int64, ok bool) {
 	if off+recHeaderLen > size {
 		return rec, 0, false
 	}
@@ -572,9 +656,12 @@ func readRecord(f *os.File, off, size int64) (rec recordInfo, next int64, ok boo
 	rec.seq = binary.LittleEndian.Uint64(h[16:])
 	rec.n = int64(binary.LittleEndian.Uint64(h[24:]))
 	rec.data = off + recHeaderLen + metaLen
-	if (rec.kind != recInstance && rec.kind != recTombstone) || metaLen > maxMetaLen ||
+	if (rec.kind != recInstance && rec.kind != recTombstone && rec.kind != recErased) || metaLen > maxMetaLen ||
 		rec.n < 0 || rec.n > size || rec.data+rec.n > size {
 		return rec, 0, false
+	}
+	if rec.kind == recErased {
+		return rec, rec.data + rec.n, true
 	}
 	rec.meta = make([]byte, metaLen)
 	if _, err := f.ReadAt(rec.meta, off+recHeaderLen); err != nil {
@@ -583,7 +670,7 @@ func readRecord(f *os.File, off, size int64) (rec recordInfo, next int64, ok boo
 	if headerCRC(h, rec.meta) != binary.LittleEndian.Uint32(h[32:]) {
 		return rec, 0, false
 	}
-	if rec.kind == recInstance {
+	if rec.kind == recInstance && checkData {
 		c := crc32.New(castagnoli)
 		if _, err := io.Copy(c, io.NewSectionReader(f, rec.data, rec.n)); err != nil || c.Sum32() != rec.checksum {
 			return rec, 0, false

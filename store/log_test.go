@@ -14,20 +14,31 @@ import (
 // must end within the file, and every record it returns must lie inside
 // the part it calls valid and be readable whole.
 func FuzzWalkSegment(f *testing.F) {
-	// Seeds: a real segment with a record, a tombstone and a torn tail.
+	// Seeds: a real segment with an erased record, a record, a tombstone
+	// and a torn tail.
 	l, err := OpenLog(f.TempDir(), testSegmentSize)
 	if err != nil {
 		f.Fatal(err)
 	}
 	defer l.Close()
 	ctx := context.Background()
-	w, _ := l.Create(ctx, []byte(`{"Source":"test"}`))
+	w, _ := l.Create(ctx, []byte(`{"Source":"erased"}`))
 	id := w.(*logWriter).seg.id
-	w.Write(bytes.Repeat([]byte("DICM"), 3000))
-	if _, _, err := w.Commit(ctx, 1); err != nil {
+	w.Write(bytes.Repeat([]byte("PHI"), 2000))
+	erased, _, err := w.Commit(ctx, 1)
+	if err != nil {
 		f.Fatal(err)
 	}
 	w.Close()
+	w, _ = l.Create(ctx, []byte(`{"Source":"test"}`))
+	w.Write(bytes.Repeat([]byte("DICM"), 3000))
+	if _, _, err := w.Commit(ctx, 2); err != nil {
+		f.Fatal(err)
+	}
+	w.Close()
+	if err := l.Erase(ctx, []string{erased}); err != nil {
+		f.Fatal(err)
+	}
 	w, _ = l.Create(ctx, []byte(`{}`))
 	w.Write([]byte("aborted"))
 	w.Close()

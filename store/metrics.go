@@ -16,6 +16,9 @@ type metrics struct {
 	fsyncSeconds  prometheus.Histogram
 	commitSeconds prometheus.Histogram
 	errors        *prometheus.CounterVec // {reason}
+
+	purgedStudies, purgedInstances prometheus.Counter
+	held                           prometheus.Gauge
 }
 
 // Error reasons, the values of radgate_store_errors_total{reason}.
@@ -65,6 +68,18 @@ func newMetrics(reg prometheus.Registerer, pending func() float64) (*metrics, er
 			Name: "radgate_store_errors_total",
 			Help: "Failed ingests, by reason.",
 		}, []string{"reason"}),
+		purgedStudies: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "radgate_store_purged_studies_total",
+			Help: "Studies purged (retention, or an administrator's request).",
+		}),
+		purgedInstances: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "radgate_store_purged_instances_total",
+			Help: "Instances purged with their studies; their log records erased.",
+		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "radgate_store_retention_held_studies",
+			Help: "Studies due for purge by retention but kept, because a delivery of their results gave up (as of the last retention pass).",
+		}),
 	}
 	for _, o := range outcomeNames {
 		m.instances.WithLabelValues(o)
@@ -80,7 +95,8 @@ func newMetrics(reg prometheus.Registerer, pending func() float64) (*metrics, er
 		Name: "radgate_store_index_pending",
 		Help: "Instances acknowledged (durable in the log) and not yet in the index.",
 	}, pending)
-	for _, c := range []prometheus.Collector{m.ingestSeconds, m.instances, m.bytes, m.fsyncSeconds, m.commitSeconds, m.errors, queue} {
+	for _, c := range []prometheus.Collector{m.ingestSeconds, m.instances, m.bytes, m.fsyncSeconds, m.commitSeconds, m.errors, queue,
+		m.purgedStudies, m.purgedInstances, m.held} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers driver "sqlite" (pure Go, no cgo)
@@ -223,6 +224,27 @@ CREATE TABLE worklist_event (
 );
 CREATE INDEX worklist_event_uid_idx ON worklist_event(uid, seq);
 `,
+	// 5: retention (purge.go). Each delivery names its study, so that a
+	// study is purged with its deliveries: a job's study, the study of a
+	// FHIR key (imagingstudy/STUDY/…, report/STUDY/…) or of a UPS key
+	// (WORKITEM@…); an HL7 delivery queued before this version names none.
+	// The log records a committed purge has yet to erase.
+	`
+ALTER TABLE outbox ADD COLUMN study_instance_uid TEXT NOT NULL DEFAULT '';
+UPDATE outbox SET study_instance_uid = COALESCE((SELECT j.study_instance_uid FROM job j WHERE j.id = outbox.job_id), '')
+WHERE job_id <> 0;
+UPDATE outbox SET study_instance_uid = substr(object_uid, instr(object_uid, '/') + 1,
+	instr(substr(object_uid, instr(object_uid, '/') + 1), '/') - 1)
+WHERE job_id = 0 AND object_uid LIKE '%/%/%';
+UPDATE outbox SET study_instance_uid = COALESCE((SELECT w.study_instance_uid FROM workitem w
+	WHERE w.uid = substr(outbox.object_uid, 1, instr(outbox.object_uid, '@') - 1)), '')
+WHERE job_id = 0 AND object_uid LIKE '%@%';
+CREATE INDEX outbox_study_idx ON outbox(study_instance_uid);
+
+CREATE TABLE erasure (
+	blob_key TEXT PRIMARY KEY
+);
+`,
 }
 
 // SchemaVersion is the index schema this package writes.
@@ -243,7 +265,8 @@ type SQLiteIndex struct {
 	lookup, count, segments, maxSeq *sql.Stmt
 
 	onCommit func(time.Duration) // observes each Apply transaction
-	levels   levelPKs            // what the last committed Apply wrote; used by Apply only
+	mu       sync.Mutex          // held by Apply and PurgeStudy, which share levels
+	levels   levelPKs            // what the last committed Apply wrote; reset by PurgeStudy
 }
 
 // OpenSQLiteIndex opens (creating and migrating when needed) the index at
@@ -434,6 +457,8 @@ func scanInstance(s scanner) (Instance, error) {
 // Apply implements Index: one IMMEDIATE transaction for the whole batch,
 // so a batch costs one commit however many instances it holds.
 func (x *SQLiteIndex) Apply(ctx context.Context, ops []IndexOp) (emptied []uint64, err error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	start := time.Now()
 	tx, err := x.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -536,8 +561,8 @@ func (x *SQLiteIndex) upsert(ctx context.Context, tx *sql.Tx, in *Instance, segm
 	defer func() { pks.prev = *in }()
 	// Patient, study and series rows are written only when an attribute
 	// changed (the upserts' WHERE), or not even looked at when the
-	// previous instance indexed carried the same values (methods that
-	// delete patient, study or series rows must reset x.levels).
+	// previous instance indexed carried the same values (PurgeStudy,
+	// which deletes such rows, resets x.levels).
 	if !(pks.got && p.PatientID == in.PatientID && p.PatientName == in.PatientName &&
 		p.PatientBirthDate == in.PatientBirthDate && p.PatientSex == in.PatientSex) {
 		if pks.patient, err = upsertPK(ctx, tx, x.upPatient, x.selPatient, in.PatientID,

@@ -153,3 +153,51 @@ func TestSQLiteIndexApply(t *testing.T) {
 		t.Errorf("instance row: %q %q %q %v", uid, key, sum, err)
 	}
 }
+
+// TestMigrationNamesDeliveriesStudies: version 5 gives the deliveries
+// queued before it their study: a job's, a FHIR key's, a UPS key's
+// workitem's.
+func TestMigrationNamesDeliveriesStudies(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), indexName)
+	x, err := OpenSQLiteIndex(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to version 4, with rows as version 4 wrote them.
+	for _, q := range []string{
+		`DROP TABLE erasure`, `DROP INDEX outbox_study_idx`, `ALTER TABLE outbox DROP COLUMN study_instance_uid`,
+		`INSERT INTO job (id, study_instance_uid, model, revision, route, priority, series, destinations, digest, state,
+			not_before, ready_at, created_at, updated_at) VALUES (7, '1.2.3', 'm', 1, 'r', 1, '[]', '[]', 'd', 'done', 0, 0, 0, 0)`,
+		`INSERT INTO workitem (uid, study_instance_uid, state, priority, base_priority, dataset, scheduled_at, created_at, updated_at)
+			VALUES ('2.25.9', '1.2.5', 'SCHEDULED', 1, 1, '{}', 0, 0, 0)`,
+		`INSERT INTO outbox (job_id, destination, kind, object_uid, sop_class_uid, payload, state, next_at, ready_at, created_at, updated_at)
+			VALUES (7, 'd', 'sr', '2.25.1', '', '', 'pending', 0, 0, 0, 0),
+			(0, 'f', 'fhir', 'imagingstudy/1.2.4/2', '', '', 'pending', 0, 0, 0, 0),
+			(0, 'u', 'ups', '2.25.9@1700000000', '', '', 'pending', 0, 0, 0, 0),
+			(0, 'h', 'hl7', 'R0123456789abcdef012', '', '', 'pending', 0, 0, 0, 0)`,
+		`PRAGMA user_version = 4`,
+	} {
+		if _, err := x.w.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	x.Close()
+	if x, err = OpenSQLiteIndex(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	got := map[string]string{}
+	for _, job := range []int64{7, 0} {
+		ds, err := x.Deliveries(ctx, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			got[d.Kind] = d.StudyInstanceUID
+		}
+	}
+	if diff := cmp.Diff(map[string]string{"sr": "1.2.3", "fhir": "1.2.4", "ups": "1.2.5", "hl7": ""}, got); diff != "" {
+		t.Errorf("deliveries' studies after migration (-want +got):\n%s", diff)
+	}
+}

@@ -248,6 +248,13 @@ func (s *Store) recover(ctx context.Context) error {
 		s.log.Warn("store: indexed instances from the log that an interrupted run had acknowledged but not indexed", "instances", len(ops))
 	}
 
+	// A purge committed before a crash erased its records.
+	erasures, err := s.index.Erasures(ctx)
+	if err != nil {
+		return err
+	}
+	s.erase(ctx, erasures)
+
 	if states, err = s.index.Segments(ctx); err != nil {
 		return err
 	}

@@ -73,3 +73,19 @@ func alignedZeros() []byte {
 	skip := int(directAlign - uintptr(unsafe.Pointer(&b[0]))%directAlign)
 	return b[skip%directAlign:][:zeroBlock]
 }
+
+// punchHole zeros [off, off+n) of f and gives the whole blocks in it back
+// to the file system (fallocate(2) FALLOC_FL_PUNCH_HOLE, keeping the
+// size); where the file system cannot punch holes, it writes zeros.
+func punchHole(f *os.File, off, n int64) error {
+	for {
+		err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EOPNOTSUPP, unix.ENOSYS:
+			return zeroFillBuffered(f, off, off+n)
+		}
+		return err
+	}
+}

@@ -16,3 +16,6 @@ func allocate(f *os.File, size int64) error { return f.Truncate(size) }
 
 // zeroFill writes zeros over [from, size) of f through the page cache.
 func zeroFill(f *os.File, from, size int64) error { return zeroFillBuffered(f, from, size) }
+
+// punchHole writes zeros over [off, off+n) of f.
+func punchHole(f *os.File, off, n int64) error { return zeroFillBuffered(f, off, off+n) }

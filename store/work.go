@@ -162,20 +162,21 @@ type NewDelivery struct {
 
 // Delivery is an outbox row.
 type Delivery struct {
-	ID          int64
-	JobID       int64 // 0: of no job
-	Destination string
-	Kind        string
-	ObjectUID   string
-	SOPClassUID string
-	Payload     []byte
-	State       DeliveryState
-	Attempts    int // attempts made before this one
-	NextAt      time.Time
-	ReadyAt     time.Time
-	CreatedAt   time.Time
-	DeliveredAt time.Time
-	LastError   string
+	ID               int64
+	JobID            int64  // 0: of no job
+	StudyInstanceUID string // the study it is about ("": none)
+	Destination      string
+	Kind             string
+	ObjectUID        string
+	SOPClassUID      string
+	Payload          []byte
+	State            DeliveryState
+	Attempts         int // attempts made before this one
+	NextAt           time.Time
+	ReadyAt          time.Time
+	CreatedAt        time.Time
+	DeliveredAt      time.Time
+	LastError        string
 }
 
 // WorkCounts are the jobs and deliveries by state.
@@ -217,9 +218,16 @@ WHERE last_seq > evaluated_seq ORDER BY last_received_at`)
 
 // StudyInstances implements Work.
 func (x *SQLiteIndex) StudyInstances(ctx context.Context, studyInstanceUID string) ([]Instance, error) {
+	return studyInstances(ctx, x.r, studyInstanceUID)
+}
+
+// studyInstances is StudyInstances on db, the readers or a transaction.
+func studyInstances(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, studyInstanceUID string) ([]Instance, error) {
 	q := lookupSQL[:len(lookupSQL)-len("WHERE i.sop_instance_uid = ?")] +
 		"WHERE st.study_instance_uid = ? ORDER BY se.series_instance_uid, i.instance_number, i.sop_instance_uid"
-	rows, err := x.r.QueryContext(ctx, q, studyInstanceUID)
+	rows, err := db.QueryContext(ctx, q, studyInstanceUID)
 	if err != nil {
 		return nil, fmt.Errorf("store: study instances: %w", err)
 	}
@@ -276,7 +284,7 @@ INSERT INTO job (study_instance_uid, model, revision, route, priority, series, d
 			State: JobQueued, NotBefore: now, ReadyAt: nj.ReadyAt, CreatedAt: now, UpdatedAt: now,
 		})
 	}
-	if err = queueDeliveries(ctx, tx, 0, fx.Deliveries); err != nil {
+	if err = queueDeliveries(ctx, tx, 0, studyInstanceUID, fx.Deliveries); err != nil {
 		return nil, err
 	}
 	if err = applyWorkitemChange(ctx, tx, fx.Workitem); err != nil {
@@ -343,11 +351,12 @@ func (x *SQLiteIndex) CompleteJob(ctx context.Context, id int64, modelVersion st
 		}
 	}()
 	now := nanos(time.Now())
-	if _, err = tx.ExecContext(ctx, `UPDATE job SET state = ?, model_version = ?, result = ?, error = '', updated_at = ? WHERE id = ?`,
-		string(JobDone), modelVersion, result, now, id); err != nil {
+	var study string
+	if err = tx.QueryRowContext(ctx, `UPDATE job SET state = ?, model_version = ?, result = ?, error = '', updated_at = ? WHERE id = ?
+RETURNING study_instance_uid`, string(JobDone), modelVersion, result, now, id).Scan(&study); err != nil {
 		return fmt.Errorf("store: complete job: %w", err)
 	}
-	if err = queueDeliveries(ctx, tx, id, fx.Deliveries); err != nil {
+	if err = queueDeliveries(ctx, tx, id, study, fx.Deliveries); err != nil {
 		return err
 	}
 	if err = applyWorkitemChange(ctx, tx, fx.Workitem); err != nil {
@@ -359,15 +368,17 @@ func (x *SQLiteIndex) CompleteJob(ctx context.Context, id int64, modelVersion st
 	return nil
 }
 
-// queueDeliveries inserts deliveries of a job (0: of none) in tx; an
-// object already queued for a destination is not queued again.
-func queueDeliveries(ctx context.Context, tx *sql.Tx, jobID int64, out []NewDelivery) error {
+// queueDeliveries inserts deliveries of a job (0: of none) about a study
+// ("": of none) in tx; an object already queued for a destination is not
+// queued again.
+func queueDeliveries(ctx context.Context, tx *sql.Tx, jobID int64, study string, out []NewDelivery) error {
 	now := nanos(time.Now())
 	for _, d := range out {
 		if _, err := tx.ExecContext(ctx, `
-INSERT INTO outbox (job_id, destination, kind, object_uid, sop_class_uid, payload, state, next_at, ready_at, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination, object_uid) DO NOTHING`,
-			jobID, d.Destination, d.Kind, d.ObjectUID, d.SOPClassUID, d.Payload, string(DeliveryPending), now,
+INSERT INTO outbox (job_id, study_instance_uid, destination, kind, object_uid, sop_class_uid, payload, state, next_at,
+	ready_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination, object_uid) DO NOTHING`,
+			jobID, study, d.Destination, d.Kind, d.ObjectUID, d.SOPClassUID, d.Payload, string(DeliveryPending), now,
 			nanos(d.ReadyAt), now, now); err != nil {
 			return fmt.Errorf("store: queue delivery: %w", err)
 		}
@@ -427,7 +438,7 @@ func (x *SQLiteIndex) Jobs(ctx context.Context, studyInstanceUID string) ([]Job,
 	return out, rows.Err()
 }
 
-const deliveryColumns = `id, job_id, destination, kind, object_uid, sop_class_uid, payload, state, attempts,
+const deliveryColumns = `id, job_id, study_instance_uid, destination, kind, object_uid, sop_class_uid, payload, state, attempts,
 	next_at, ready_at, created_at, delivered_at, last_error`
 
 func (x *SQLiteIndex) deliveries(ctx context.Context, query string, args ...any) ([]Delivery, error) {
@@ -441,7 +452,7 @@ func (x *SQLiteIndex) deliveries(ctx context.Context, query string, args ...any)
 		var d Delivery
 		var state string
 		var next, ready, created, delivered int64
-		if err := rows.Scan(&d.ID, &d.JobID, &d.Destination, &d.Kind, &d.ObjectUID, &d.SOPClassUID, &d.Payload,
+		if err := rows.Scan(&d.ID, &d.JobID, &d.StudyInstanceUID, &d.Destination, &d.Kind, &d.ObjectUID, &d.SOPClassUID, &d.Payload,
 			&state, &d.Attempts, &next, &ready, &created, &delivered, &d.LastError); err != nil {
 			return nil, fmt.Errorf("store: outbox: %w", err)
 		}

@@ -139,7 +139,7 @@ func (x *SQLiteIndex) CreateWorkitem(ctx context.Context, w Workitem, actor stri
 		if err != nil {
 			return err
 		}
-		return queueDeliveries(ctx, tx, 0, out)
+		return queueDeliveries(ctx, tx, 0, created.StudyInstanceUID, out)
 	})
 	return created, err
 }
@@ -317,7 +317,7 @@ func updateWorkitem(ctx context.Context, tx *sql.Tx, uid string, change Workitem
 	if err != nil || len(evs) == 0 {
 		return w, err
 	}
-	if err := queueDeliveries(ctx, tx, 0, out); err != nil {
+	if err := queueDeliveries(ctx, tx, 0, w.StudyInstanceUID, out); err != nil {
 		return Workitem{}, err
 	}
 	now := time.Now().UTC()
