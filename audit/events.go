@@ -281,10 +281,11 @@ func ConfigurationChanged(a AppEvent, fingerprint string) Message {
 	return m
 }
 
-// DeleteEvent is a study purged by the retention policy.
+// DeleteEvent is a study purged: by the retention policy, or on request.
 type DeleteEvent struct {
 	Header
-	By      Node // radgate's retention job
+	By      Node // who deleted it: radgate's retention, or the client that asked
+	User    Node // the person behind that client, if known
 	Patient Patient
 	Study   Study
 }
@@ -293,6 +294,7 @@ type DeleteEvent struct {
 func StudyDeleted(d DeleteEvent) Message {
 	m := newMessage(d.Header, eventStudyDeleted, ActionDelete)
 	m.Participants = []ActiveParticipant{participant(d.By, true)}
+	m.addUser(d.User)
 	m.Objects = append(studyObjects([]Study{d.Study}), patientObject(d.Patient))
 	return m
 }

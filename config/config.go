@@ -92,6 +92,7 @@ type Config struct {
 
 	StudyQuiet          time.Duration
 	StudyReleaseQuiet   time.Duration
+	StudyRetention      time.Duration
 	ResultsTo           []string
 	WorklistHL7To       []string
 	WorklistUPSTo       []string
@@ -365,10 +366,11 @@ func Settings() []Setting {
 			return err
 		}},
 		{"study_release_quiet", "2s", "silence after a DIMSE association that carried a study is released before the study counts as complete (0: ignore releases)", func(c *Config, v string) (err error) {
-			c.StudyReleaseQuiet, err = time.ParseDuration(v)
-			if err == nil && c.StudyReleaseQuiet < 0 {
-				err = errors.New("must not be negative")
-			}
+			c.StudyReleaseQuiet, err = nonNegativeDuration(v)
+			return err
+		}},
+		{"study_retention", "0", "how long a study is kept once settled — every instance evaluated, its results delivered, its workitem not in progress, nothing changed since — before it is purged and its stored instances erased, audited as DICOM Study Deleted (a study whose delivery gave up is kept); 0: studies are kept until an administrator deletes them (DELETE /dicomweb/studies/{study})", func(c *Config, v string) (err error) {
+			c.StudyRetention, err = nonNegativeDuration(v)
 			return err
 		}},
 		{"http_max_header", "64KiB", "largest HTTP request header block accepted (431 beyond)", func(c *Config, v string) error {
@@ -708,6 +710,14 @@ func oneOf(v string, allowed ...string) error {
 		return nil
 	}
 	return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+}
+
+func nonNegativeDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err == nil && d < 0 {
+		err = errors.New("must not be negative")
+	}
+	return d, err
 }
 
 func positiveDuration(v string) (time.Duration, error) {

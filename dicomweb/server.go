@@ -86,6 +86,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	s.qidoRoutes(mux)
 	s.wadoRoutes(mux)
 	s.upsRoutes(mux)
+	s.deleteRoutes(mux)
 }
 
 // handle registers one route of a service, measured.

@@ -83,6 +83,8 @@ func httpScope(r *http.Request) (scope string, open bool) {
 		return "", true
 	case p == "/metrics":
 		return auth.ScopeAdmin, false
+	case r.Method == http.MethodDelete && strings.HasPrefix(p, dicomweb.Prefix+"/studies/"):
+		return auth.ScopeAdmin, false // a study purged on request
 	case strings.HasPrefix(p, dicomweb.Prefix+"/workitems") || strings.HasPrefix(p, dicomweb.Prefix+"/subscribers/"):
 		return pick(auth.ScopeWorklistRead, auth.ScopeWorklistWrite)
 	case strings.HasPrefix(p, dicomweb.Prefix+"/"):

@@ -80,6 +80,9 @@ type Gateway struct {
 	grpcLn   net.Listener
 	profiler *pyroscope.Profiler
 	engine   *inference.Engine
+	// ingest is where DIMSE and STOW-RS store instances and studies are
+	// purged (retention, DICOMweb DELETE).
+	ingest   *ingest.Service
 	dicomweb *dicomweb.Server
 	// web is the reading worklist page at /.
 	web *web.Server
@@ -178,6 +181,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 	}
 
 	ing := ingest.New(st, log, g.assembler.Released)
+	g.ingest = ing
 	if err := g.openAudit(cfg, ing); err != nil {
 		g.closeAll()
 		return nil, err
@@ -478,6 +482,11 @@ func (g *Gateway) Banner(ctx context.Context) string {
 		atRest = "instances AES-256-GCM, keys " + c.BlobKeyFile
 	}
 	fmt.Fprintf(&b, "  data        %s  (%d instances; %s; refuse below %d bytes free)\n", c.DataDir, n, atRest, c.MinFreeDisk)
+	retention := "studies kept until deleted (study_retention 0)"
+	if c.StudyRetention > 0 {
+		retention = fmt.Sprintf("studies purged %s after they settle (results delivered), audited", c.StudyRetention)
+	}
+	fmt.Fprintf(&b, "  retention   %s; audit trail kept %s\n", retention, c.AuditRetention)
 	policy := "any calling AE"
 	if len(c.DIMSEAllowedCalling) > 0 {
 		policy = "calling AE in " + strings.Join(c.DIMSEAllowedCalling, ",")
@@ -591,7 +600,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var work sync.WaitGroup
 	g.auditStart(ctx)
-	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run, g.worklist.Run, g.auditWorklist} {
+	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run, g.worklist.Run, g.auditWorklist, g.retention} {
 		work.Go(func() {
 			if err := run(workCtx); err != nil {
 				errc <- fmt.Errorf("gateway: pipeline: %w", err)

@@ -96,6 +96,7 @@ func TestEveryEndpointNeedsItsToken(t *testing.T) {
 		{"GET", "/dicomweb/studies/" + study + "/series/1.2/instances/1.3/rendered", auth.ScopeDICOMwebRead},
 		{"POST", "/dicomweb/studies", auth.ScopeDICOMwebWrite},
 		{"POST", "/dicomweb/studies/" + study, auth.ScopeDICOMwebWrite},
+		{"DELETE", "/dicomweb/studies/" + study, auth.ScopeAdmin},
 		{"GET", "/dicomweb/workitems", auth.ScopeWorklistRead},
 		{"GET", "/dicomweb/workitems/" + study, auth.ScopeWorklistRead},
 		{"POST", "/dicomweb/workitems", auth.ScopeWorklistWrite},

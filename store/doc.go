@@ -22,6 +22,9 @@
 //     series or instance level → [Match]es) from the index ([Searcher]),
 //     with PS3.4 C.2.2.2 matching; [Attributes] lists what it can match
 //     and return.
+//   - [Store.Expired] lists the studies the retention policy purges now
+//     (settled: their results delivered), [Store.Purge] purges one: its
+//     rows, and its instances erased from the log (purge.go).
 //   - [LogRecords] and [OpenBlobFile] read a data directory without a
 //     Store, for tools and tests.
 //   - [Config].Keys, a [KeyProvider] ([KeyFile]: [GenerateKeyFile],
@@ -33,7 +36,8 @@
 //	DataDir/lock                     flock(2): one radgate per data directory
 //	DataDir/segments/<id>.seg        the log: Part 10 files as records
 //	DataDir/index.db (-wal, -shm)    SQLite: patient, study, series, instance,
-//	                                 segment; study_activity, job, outbox
+//	                                 segment; study_activity, job, outbox;
+//	                                 workitem, worklist_event; erasure
 //	DataDir/seal.json                present once records are sealed (Config.Keys)
 //
 // A blob is the Part 10 file (PS3.10 7.1): a file meta that radgate writes
@@ -149,6 +153,15 @@
 //     kept in the same transactions as the rows; a sealed segment whose
 //     count falls to zero is deleted once no record of it waits to be
 //     indexed, and Open deletes what a crash left.
+//   - A purge is never undone. Its transaction (rows deleted, the records'
+//     keys noted for erasure) commits synchronous=FULL before any record is
+//     touched; erasing a record first rewrites its header's kind byte alone
+//     (one byte cannot be torn), made durable, and only then punches its
+//     meta and data out, so a record is either whole or skipped by every
+//     walk, and the walk still reaches the records after it. Open finishes
+//     the erasures a crash interrupted. Only a lost index together with a
+//     crash between a purge's commit and its erasure brings a purged
+//     instance back.
 //
 // A SIGKILL test (crash_test.go) and the DCMTK kill -9 test (test/interop)
 // check the process-crash half of this; the power-loss half rests on the

@@ -33,8 +33,8 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrInFlight: a study cannot be purged now, because radgate has work
 	// for it in progress: instances not yet evaluated (or not yet
-	// indexed), a job queued or running, a delivery pending, or a
-	// workitem not COMPLETED or CANCELED.
+	// indexed), a job queued or running, a delivery pending, or its
+	// workitem IN PROGRESS (a radiologist is reading it).
 	ErrInFlight = errors.New("store: study has work in progress")
 	// ErrClosed: the Store (or one of its backends) has been closed.
 	ErrClosed = errors.New("store: closed")

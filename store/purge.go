@@ -37,11 +37,14 @@ const inFlightSQL = `
 EXISTS (SELECT 1 FROM study_activity WHERE study_instance_uid = ?1 AND last_seq > evaluated_seq)
 OR EXISTS (SELECT 1 FROM job WHERE study_instance_uid = ?1 AND state IN ('queued', 'running'))
 OR EXISTS (SELECT 1 FROM outbox WHERE study_instance_uid = ?1 AND state = 'pending')
-OR EXISTS (SELECT 1 FROM workitem WHERE study_instance_uid = ?1 AND state NOT IN ('COMPLETED', 'CANCELED'))`
+OR EXISTS (SELECT 1 FROM workitem WHERE study_instance_uid = ?1 AND state = 'IN PROGRESS')`
 
 // settledSQL selects the studies settled before ?1 (nanoseconds): every
 // instance evaluated, and nothing about them (arrival, evaluation, jobs,
-// deliveries, workitem) changed since, nor in progress.
+// deliveries, workitem) changed since, nor in progress. A workitem still
+// SCHEDULED does not hold its study: its priority was delivered to the
+// worklist, and reading it is the radiologist's work, not radgate's (which
+// may never hear that it was done); one IN PROGRESS does.
 const settledSQL = `
 FROM study_activity a
 WHERE a.last_seq <= a.evaluated_seq AND a.last_received_at < ?1 AND a.evaluated_at < ?1
@@ -50,7 +53,7 @@ AND NOT EXISTS (SELECT 1 FROM job j WHERE j.study_instance_uid = a.study_instanc
 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.study_instance_uid = a.study_instance_uid
 	AND (o.state = 'pending' OR o.updated_at >= ?1))
 AND NOT EXISTS (SELECT 1 FROM workitem w WHERE w.study_instance_uid = a.study_instance_uid
-	AND (w.state NOT IN ('COMPLETED', 'CANCELED') OR w.updated_at >= ?1))`
+	AND (w.state = 'IN PROGRESS' OR w.updated_at >= ?1))`
 
 // deadSQL holds a settled study back: one of its deliveries gave up.
 const deadSQL = `EXISTS (SELECT 1 FROM outbox o WHERE o.study_instance_uid = a.study_instance_uid AND o.state = 'dead')`
@@ -216,7 +219,7 @@ func (x *SQLiteIndex) Erased(ctx context.Context, keys []string) error {
 
 // Expired lists up to limit studies the retention policy purges now: those
 // settled (every instance evaluated; no job queued or running, no delivery
-// pending, no workitem open; nothing of that changed since) before before,
+// pending, no workitem IN PROGRESS; nothing of that changed since) before before,
 // oldest first. held counts the settled studies kept although due, because
 // a delivery of their results gave up: their results were not delivered.
 func (s *Store) Expired(ctx context.Context, before time.Time, limit int) (due []string, held int, err error) {

@@ -227,8 +227,8 @@ func testPurge(t *testing.T, cfg Config) {
 		t.Errorf("search finds the purged study: %v, %v", ms, err)
 	}
 
-	// B, held by retention, can be purged on request; C's open workitem
-	// keeps it until the workitem is completed.
+	// B, held by retention, can be purged on request; C's workitem in
+	// progress keeps it until the workitem is completed.
 	if _, err := s.Purge(ctx, purgeStudyB); err != nil {
 		t.Fatalf("purge of a study whose delivery gave up: %v", err)
 	}
@@ -236,16 +236,16 @@ func testPurge(t *testing.T, cfg Config) {
 	if _, err := s.Work().Evaluate(ctx, purgeStudyC, f.c[0].Seq, "unmatched", nil, Effects{}); err != nil {
 		t.Fatal(err)
 	}
-	wi, err := s.Worklist().CreateWorkitem(ctx, Workitem{UID: "2.25.77", StudyInstanceUID: purgeStudyC, State: "SCHEDULED", Dataset: []byte("{}")}, "test")
+	wi, err := s.Worklist().CreateWorkitem(ctx, Workitem{UID: "2.25.77", StudyInstanceUID: purgeStudyC, State: "IN PROGRESS", Dataset: []byte("{}")}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Purge(ctx, purgeStudyC); !errors.Is(err, ErrInFlight) {
-		t.Fatalf("purge with an open workitem: %v, want ErrInFlight", err)
+		t.Fatalf("purge with a workitem in progress: %v, want ErrInFlight", err)
 	}
 	if _, err := s.Worklist().UpdateWorkitem(ctx, wi.UID, func(w *Workitem) ([]WorklistEvent, []NewDelivery, error) {
 		w.State = "COMPLETED"
-		return []WorklistEvent{{Kind: "state", Actor: "test", From: "SCHEDULED", To: "COMPLETED"}}, nil, nil
+		return []WorklistEvent{{Kind: "state", Actor: "test", From: "IN PROGRESS", To: "COMPLETED"}}, nil, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
