@@ -60,21 +60,10 @@ const deadSQL = `EXISTS (SELECT 1 FROM outbox o WHERE o.study_instance_uid = a.s
 
 // SettledStudies implements Index.
 func (x *SQLiteIndex) SettledStudies(ctx context.Context, before time.Time, limit int) (due []string, held int, err error) {
-	rows, err := x.r.QueryContext(ctx, `SELECT a.study_instance_uid `+settledSQL+` AND NOT `+deadSQL+`
+	due, err = x.column(ctx, "settled studies", `SELECT a.study_instance_uid `+settledSQL+` AND NOT `+deadSQL+`
 ORDER BY a.evaluated_at LIMIT ?2`, nanos(before), limit)
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: settled studies: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var uid string
-		if err := rows.Scan(&uid); err != nil {
-			return nil, 0, fmt.Errorf("store: settled studies: %w", err)
-		}
-		due = append(due, uid)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("store: settled studies: %w", err)
+		return nil, 0, err
 	}
 	if err := x.r.QueryRowContext(ctx, `SELECT count(*) `+settledSQL+` AND `+deadSQL, nanos(before)).Scan(&held); err != nil {
 		return nil, 0, fmt.Errorf("store: settled studies: %w", err)
@@ -189,20 +178,7 @@ func purgeStudy(ctx context.Context, tx *sql.Tx, uid string) (Purged, error) {
 
 // Erasures implements Index.
 func (x *SQLiteIndex) Erasures(ctx context.Context) ([]string, error) {
-	rows, err := x.r.QueryContext(ctx, `SELECT blob_key FROM erasure ORDER BY blob_key`)
-	if err != nil {
-		return nil, fmt.Errorf("store: erasures: %w", err)
-	}
-	defer rows.Close()
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, fmt.Errorf("store: erasures: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
+	return x.column(ctx, "erasures", `SELECT blob_key FROM erasure ORDER BY blob_key`)
 }
 
 // Erased implements Index.

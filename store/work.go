@@ -486,20 +486,29 @@ func (x *SQLiteIndex) NextDelivery(ctx context.Context, destination string) (tim
 
 // PendingDestinations implements Work.
 func (x *SQLiteIndex) PendingDestinations(ctx context.Context) ([]string, error) {
-	rows, err := x.r.QueryContext(ctx, `SELECT DISTINCT destination FROM outbox WHERE state = ? ORDER BY destination`, string(DeliveryPending))
+	return x.column(ctx, "outbox", `SELECT DISTINCT destination FROM outbox WHERE state = ? ORDER BY destination`, string(DeliveryPending))
+}
+
+// column runs a query of one text column on the readers and returns its
+// values; what names it in errors.
+func (x *SQLiteIndex) column(ctx context.Context, what, query string, args ...any) ([]string, error) {
+	rows, err := x.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: outbox: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
-			return nil, fmt.Errorf("store: outbox: %w", err)
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("store: %s: %w", what, err)
 		}
-		out = append(out, d)
+		out = append(out, v)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return out, nil
 }
 
 // Delivered implements Work.

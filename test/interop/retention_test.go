@@ -3,6 +3,7 @@ package interop
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,15 +27,42 @@ import (
 // tests check that the study is that phantom's.
 const cxrPatientID = "PH-cxr-12"
 
-// sendAndDeliver sends phantoms' chest radiograph to r with storescu and
-// waits until its SR is delivered to o; it returns its study.
-func sendAndDeliver(t *testing.T, r *peertest.Radgate, o *peertest.Orthanc, cxr string) string {
+// purgeRig is a radgate whose results go to an Orthanc PACS (started by
+// pacs, once wanted), and phantoms' chest radiograph to send it.
+type purgeRig struct {
+	r        *peertest.Radgate
+	cxr      string
+	pacsPort int
+}
+
+// newPurgeRig starts radgate with the pipeline tests' settings and extra.
+func newPurgeRig(t *testing.T, extra map[string]string) *purgeRig {
 	t.Helper()
-	if out, err := dcmtk(t, "storescu", "-aet", "MODALITY", "-aec", r.Config.AE, "+sd", "+r", "127.0.0.1", itoa(r.Config.DIMSEPort), cxr); err != nil {
+	peertest.Require(t, "Orthanc", "storescu")
+	_, cxr := phantoms(t, t.TempDir())
+	p := &purgeRig{cxr: cxr, pacsPort: peertest.MustFreePort(t)}
+	env := pipelineEnv("ORTHANC@127.0.0.1:" + itoa(p.pacsPort))
+	maps.Copy(env, extra)
+	p.r = startRadgate(t, env)
+	return p
+}
+
+// send sends the chest radiograph to radgate with storescu; it returns
+// its study.
+func (p *purgeRig) send(t *testing.T) string {
+	t.Helper()
+	if out, err := dcmtk(t, "storescu", "-aet", "MODALITY", "-aec", p.r.Config.AE, "+sd", "+r", "127.0.0.1", itoa(p.r.Config.DIMSEPort), p.cxr); err != nil {
 		t.Fatalf("storescu → radgate: %v\n%s", err, out)
 	}
-	srs := waitObjects(t, o, r, srClass, 1, 2*time.Minute)
-	return srs[0].StudyUID
+	return phantom.Spec{Kind: phantom.KindCXR, Finding: phantom.Pneumothorax, Seed: 12}.StudyInstanceUID()
+}
+
+// pacs starts the PACS and waits until the study's SR reached it.
+func (p *purgeRig) pacs(t *testing.T) *peertest.Orthanc {
+	t.Helper()
+	o := peertest.StartOrthanc(t, t.TempDir(), peertest.OrthancConfig{DicomPort: p.pacsPort, GatewayAET: p.r.Config.AE, GatewayPort: p.r.Config.DIMSEPort})
+	waitObjects(t, o, p.r, srClass, 1, 2*time.Minute)
+	return o
 }
 
 // studyGone checks that r no longer has the study: QIDO-RS finds nothing,
@@ -104,14 +132,10 @@ func deletedMessage(t *testing.T, r *peertest.Radgate) string {
 // purged once its SR reached the PACS and the period passed.
 func TestRetentionPurgesDeliveredStudy(t *testing.T) {
 	t.Parallel()
-	peertest.Require(t, "Orthanc", "storescu")
-	_, cxr := phantoms(t, t.TempDir())
-	orthancPort := peertest.MustFreePort(t)
-	env := pipelineEnv("ORTHANC@127.0.0.1:" + itoa(orthancPort))
-	env["RADGATE_STUDY_RETENTION"] = "2s"
-	r := startRadgate(t, env)
-	o := peertest.StartOrthanc(t, t.TempDir(), peertest.OrthancConfig{DicomPort: orthancPort, GatewayAET: r.Config.AE, GatewayPort: r.Config.DIMSEPort})
-	study := sendAndDeliver(t, r, o, cxr)
+	p := newPurgeRig(t, map[string]string{"RADGATE_STUDY_RETENTION": "2s"})
+	r := p.r
+	study := p.send(t)
+	o := p.pacs(t)
 	delivered := time.Now()
 	if _, err := logLine(r, 0, time.Minute, "store: study purged"); err != nil {
 		t.Fatalf("not purged: %v\n%s", err, r.LogTail(30))
@@ -139,13 +163,11 @@ func TestRetentionPurgesDeliveredStudy(t *testing.T) {
 // (404); a malformed UID is 400.
 func TestDeleteStudy(t *testing.T) {
 	t.Parallel()
-	peertest.Require(t, "Orthanc", "storescu")
-	_, cxr := phantoms(t, t.TempDir())
-	orthancPort := peertest.MustFreePort(t)
-	env := pipelineEnv("ORTHANC@127.0.0.1:" + itoa(orthancPort))
-	env["RADGATE_STUDY_RELEASE_QUIET"] = "0"
-	env["RADGATE_STUDY_QUIET"] = "5s" // the first DELETE comes inside it
-	r := startRadgate(t, env)
+	p := newPurgeRig(t, map[string]string{
+		"RADGATE_STUDY_RELEASE_QUIET": "0",
+		"RADGATE_STUDY_QUIET":         "5s", // the first DELETE comes inside it
+	})
+	r := p.r
 	del := func(study string) (int, string) {
 		req, _ := http.NewRequest(http.MethodDelete, r.HTTPURL()+"/dicomweb/studies/"+study, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -157,15 +179,11 @@ func TestDeleteStudy(t *testing.T) {
 		b.ReadFrom(resp.Body)
 		return resp.StatusCode, resp.Header.Get("Retry-After")
 	}
-	if out, err := dcmtk(t, "storescu", "-aet", "MODALITY", "-aec", r.Config.AE, "+sd", "+r", "127.0.0.1", itoa(r.Config.DIMSEPort), cxr); err != nil {
-		t.Fatalf("storescu → radgate: %v\n%s", err, out)
-	}
-	study := phantom.Spec{Kind: phantom.KindCXR, Finding: phantom.Pneumothorax, Seed: 12}.StudyInstanceUID()
+	study := p.send(t)
 	if code, retry := del(study); code != http.StatusConflict || retry == "" {
 		t.Fatalf("DELETE of a study not yet evaluated: %d (Retry-After %q), want 409 with Retry-After", code, retry)
 	}
-	o := peertest.StartOrthanc(t, t.TempDir(), peertest.OrthancConfig{DicomPort: orthancPort, GatewayAET: r.Config.AE, GatewayPort: r.Config.DIMSEPort})
-	waitObjects(t, o, r, srClass, 1, 2*time.Minute)
+	p.pacs(t)
 	if err := waitFor(30*time.Second, func() error {
 		if code, _ := del(study); code != http.StatusNoContent {
 			return fmt.Errorf("DELETE: %d", code)
