@@ -106,3 +106,43 @@ func benchIngest(b *testing.B, dir string, unique bool) {
 }
 
 var benchRuns atomic.Int64
+
+// BenchmarkPurge measures purging a settled study of 20 CT slices (~10 MB)
+// sharing its segment with another study's instance, so that its records
+// are erased (marked, made durable, punched out, made durable) rather than
+// only deleted with their segment: one op is one study.
+func BenchmarkPurge(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, Config{DataDir: b.TempDir()}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := range b.N {
+		b.StopTimer()
+		study := fmt.Sprintf("1.2.826.0.1.3680043.10.999.30.%d", i)
+		var last Instance
+		for j := range 20 {
+			d := ds{sop: fmt.Sprintf("%s.1.%d", study, j), study: study, series: study + ".1", pixels: benchPixels}
+			r, err := s.Ingest(ctx, d.incoming(), bytes.NewReader(d.bytes()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			last = r.Instance
+		}
+		other := ds{sop: study + ".9", study: study + ".9", series: study + ".9.1"}
+		if _, err := s.Ingest(ctx, other.incoming(), bytes.NewReader(other.bytes())); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.CountInstances(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Work().Evaluate(ctx, study, last.Seq, "unmatched", nil, Effects{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if ins, err := s.Purge(ctx, study); err != nil || len(ins) != 20 {
+			b.Fatalf("Purge: %d, %v", len(ins), err)
+		}
+	}
+}

@@ -234,6 +234,8 @@ func (s *Store) Purge(ctx context.Context, studyInstanceUID string) ([]Instance,
 	for i, in := range p.Instances {
 		keys[i] = in.BlobKey
 	}
+	// Committed: the erasure is finished even if the caller goes away.
+	ctx = context.WithoutCancel(ctx)
 	s.erase(ctx, keys)
 	s.reclaim(ctx, s.ix.reclaimable(p.Emptied))
 	s.m.purgedStudies.Inc()
