@@ -21,7 +21,8 @@
 //	bad/expired/wrong-audience/scope token     AuthenticationFailed     A.5.3.12 110114 User Authentication / 110122 Login, outcome 4
 //	refused TLS client certificate             NodeAuthenticationFailed A.5.3.11 110113 Security Alert / 110126 Node Authentication, outcome 4
 //	start, stop                                ApplicationStart/Stop    A.5.3.1  110100 Application Activity / 110120, 110121
-//	configuration changed since last start     ConfigurationChanged     A.5.3.11 110113 Security Alert / 110131 Software Configuration
+//	configuration changed since last start,    ConfigurationChanged     A.5.3.11 110113 Security Alert / 110131 Software Configuration
+//	or blob_key_file rotated while running
 //	study purged (retention, DELETE)           StudyDeleted             A.5.3.8  110105 DICOM Study Deleted, D
 //	audit trail read or verified               AuditLogUsed             A.5.3.2  110101 Audit Log Used, R
 //	audit files pruned by retention            (the Trail itself)       A.5.3.2  110101 Audit Log Used, D — an extension:

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grafana/pyroscope-go"
@@ -72,6 +73,10 @@ type Gateway struct {
 	// sign the page's users in (nil: bearer tokens only).
 	verifier *auth.Verifier
 	sessions *auth.Sessions
+	// keys seal the stored instances (nil: blob_key_file unset), reloaded
+	// for rotations; keysFailing while the file is refused.
+	keys        *store.KeyFile
+	keysFailing atomic.Bool
 	// trail is the audit trail (data_dir/audit).
 	trail    *audit.Trail
 	http     *http.Server
@@ -155,7 +160,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		if err != nil {
 			return nil, fmt.Errorf("gateway: blob_key_file: %w", err)
 		}
-		scfg.Keys = keys
+		scfg.Keys, g.keys = keys, keys
+		g.reg.MustRegister(g.keysMetric())
 	}
 	st, err := store.Open(ctx, scfg, log, g.reg)
 	if err != nil {
@@ -600,7 +606,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var work sync.WaitGroup
 	g.auditStart(ctx)
-	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run, g.worklist.Run, g.auditWorklist, g.retention} {
+	for _, run := range []func(context.Context) error{g.assembler.Run, g.runner.Run, g.outbox.Run, g.worklist.Run, g.auditWorklist, g.retention, g.watchKeys} {
 		work.Go(func() {
 			if err := run(workCtx); err != nil {
 				errc <- fmt.Errorf("gateway: pipeline: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/radgate/radgate/audit/audittest"
 	"github.com/radgate/radgate/auth"
 	"github.com/radgate/radgate/auth/authtest"
 	"github.com/radgate/radgate/internal/peertest"
@@ -358,6 +360,28 @@ func TestBlobsEncryptedAtRest(t *testing.T) {
 		}
 		if bytes.Contains(raw, []byte(name)) {
 			t.Errorf("%s holds the patient's name in clear", s)
+		}
+	}
+
+	// radgate keys rotate while radgate runs: the new key is taken within
+	// seconds, and audited.
+	cli, err := store.OpenKeyFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek, err := cli.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); g.keys.Current() != kek; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rotated key was not taken within 10 s: sealing under %q, not %q", g.keys.Current(), kek)
+		}
+	}
+	fp := base64.StdEncoding.EncodeToString([]byte("kek:" + kek))
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(strings.Join(audittest.Messages(t, filepath.Join(data, auditDir)), "\n"), fp); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the key rotation is not in the audit trail")
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -270,14 +271,50 @@ func (kf *KeyFile) aead(id string) (cipher.AEAD, error) {
 
 func wrapAAD(id string) []byte { return append([]byte(wrapLabel), id...) }
 
+// Reload reads the key file again, so that a KEK added by a rotation in
+// another process (radgate keys rotate while radgate runs) seals the new
+// records from now on. It reports whether the current KEK changed. A file
+// that lacks a KEK this KeyFile holds, or holds it with other key bytes,
+// is refused and the keys in use are kept (the error wraps ErrUnknownKey):
+// what that KEK sealed would be unreadable at the next start. So is a file
+// that cannot be read or whose mode lets others read it.
+func (kf *KeyFile) Reload() (rotated bool, err error) {
+	f, err := os.Open(kf.path)
+	if err != nil {
+		return false, fmt.Errorf("store: key file: %w", err)
+	}
+	defer f.Close()
+	keks, err := readKeyFile(f)
+	if err != nil {
+		return false, fmt.Errorf("store: key file %s: %w", kf.path, err)
+	}
+	kf.mu.RLock()
+	held, current := kf.keks, kf.keks[len(kf.keks)-1].ID
+	kf.mu.RUnlock()
+	for _, h := range held {
+		i := slices.IndexFunc(keks, func(k kek) bool { return k.ID == h.ID })
+		if i < 0 || !bytes.Equal(keks[i].Key, h.Key) {
+			return false, fmt.Errorf("%w: key file %s no longer holds key %q as it was; the keys in use are kept (restore the file: what that key sealed needs it)",
+				ErrUnknownKey, kf.path, h.ID)
+		}
+	}
+	if len(keks) == len(held) {
+		return false, nil
+	}
+	if err := kf.set(keks); err != nil {
+		return false, err
+	}
+	return keks[len(keks)-1].ID != current, nil
+}
+
 // Rotate adds a new KEK to the key file, which becomes current, and
 // returns its id; every older KEK stays, so what it sealed stays readable.
 // The file is replaced atomically (a new file, fsync, rename, fsync of the
 // folder): a crash leaves the old list or the new one. It appends to the
 // file as it is on disk, under an flock of it, so two rotations at once
 // cannot drop each other's key. This KeyFile seals under the new KEK at
-// once; another process (a running radgate) keeps the KEKs it read until
-// it opens the file again.
+// once; another process (a running radgate) sees it when it reloads the
+// file (Reload).
 func (kf *KeyFile) Rotate() (string, error) {
 	// lockDataDir creates what is missing: never an empty key file.
 	if _, err := os.Stat(kf.path); err != nil {

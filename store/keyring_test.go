@@ -140,3 +140,68 @@ func TestParseSealMarker(t *testing.T) {
 		t.Error("Open with a damaged seal marker succeeded")
 	}
 }
+
+// TestKeyFileReload: a running store's KeyFile takes a rotation another
+// process made, and seals the next record under the new KEK; a file that
+// lost a KEK in use, or was opened to others, is refused and the keys in
+// use stay.
+func TestKeyFileReload(t *testing.T) {
+	kf := newTestKeys(t)
+	dir := t.TempDir()
+	s := openTest(t, Config{DataDir: dir, Keys: kf})
+	first := kf.Current()
+	if rotated, err := kf.Reload(); err != nil || rotated {
+		t.Fatalf("Reload of an unchanged file: %v, %v", rotated, err)
+	}
+	before := ingestTest(t, s, ds{sop: testSeriesUID + ".1"})
+
+	cli, err := OpenKeyFile(kf.path) // radgate keys rotate
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := cli.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rotated, err := kf.Reload(); err != nil || !rotated || kf.Current() != second {
+		t.Fatalf("Reload after a rotation: %v, %v, current %q (want %q)", rotated, err, kf.Current(), second)
+	}
+	after := ingestTest(t, s, ds{sop: testSeriesUID + ".2"})
+	if got := sealedHeaderOf(t, dir, before.BlobKey).kek; got != first {
+		t.Errorf("the first record is sealed under %q, want %q", got, first)
+	}
+	if got := sealedHeaderOf(t, dir, after.BlobKey).kek; got != second {
+		t.Errorf("the record after the reload is sealed under %q, want %q", got, second)
+	}
+	if b := readBlob(t, s, before.BlobKey); len(b) == 0 {
+		t.Error("the record sealed under the first KEK no longer reads")
+	}
+
+	// The file loses the first KEK: refused, both KEKs stay in use.
+	good, err := os.ReadFile(kf.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	only, err := encodeKeyFile(cli.keks[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kf.path, only, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kf.Reload(); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("Reload of a file that lost a KEK: %v, want ErrUnknownKey", err)
+	}
+	if b := readBlob(t, s, before.BlobKey); len(b) == 0 || kf.Current() != second {
+		t.Error("a refused reload changed the keys in use")
+	}
+	if err := os.WriteFile(kf.path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(kf.path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kf.Reload(); err == nil {
+		t.Error("Reload accepted a key file others may read")
+	}
+}

@@ -19,9 +19,9 @@ data key (AES-256-GCM, NIST SP 800-38D).
 
   init    creates PATH (mode 0600) holding one new key; it never replaces
           an existing file, since a lost key loses every instance it sealed.
-  rotate  adds a new key to PATH, which seals what is stored from the
-          gateway's next start on; the older keys stay, so what they sealed
-          stays readable. Prints the new key's id.
+  rotate  adds a new key to PATH, which seals what is stored from then on
+          (a running gateway takes it within seconds); the older keys stay,
+          so what they sealed stays readable. Prints the new key's id.
 
 Keep a copy of the key file apart from the data (a backup of the data
 without it is unreadable, as is the data once the file is lost).

@@ -62,7 +62,8 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 }
 
 // reloadOnHangup rescans the model repository and re-reads the TLS
-// certificate on each SIGHUP until ctx ends or the returned stop is called.
+// certificate and the key file on each SIGHUP until ctx ends or the
+// returned stop is called.
 func reloadOnHangup(ctx context.Context, g *gateway.Gateway) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -74,6 +75,7 @@ func reloadOnHangup(ctx context.Context, g *gateway.Gateway) (stop func()) {
 			case <-hup:
 				g.ReloadModels(ctx)
 				g.ReloadTLS()
+				g.ReloadKeys()
 			case <-ctx.Done():
 				return
 			case <-done:
