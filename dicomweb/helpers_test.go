@@ -1,13 +1,11 @@
 package dicomweb
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
-	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/ingest"
 	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/phantom"
@@ -45,14 +43,7 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 func (ts *testServer) put(t testing.TB, files ...[]byte) {
 	t.Helper()
 	for _, f := range files {
-		meta, data, err := dcm.OpenPart10(bytes.NewReader(f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ts.st.Ingest(context.Background(), store.Incoming{SOPClassUID: meta.MediaStorageSOPClassUID,
-			SOPInstanceUID: meta.MediaStorageSOPInstanceUID, TransferSyntaxUID: meta.TransferSyntaxUID, Source: "dimse"}, data); err != nil {
-			t.Fatal(err)
-		}
+		peertest.Ingest(t, ts.st, f, store.Incoming{Source: "dimse"})
 	}
 	if _, err := ts.st.CountInstances(context.Background()); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/delivery"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/internal/peertest"
@@ -40,16 +39,7 @@ func headCT(t testing.TB) []store.Instance {
 	t.Cleanup(func() { st.Close() })
 	var studyUID string
 	for _, f := range files {
-		meta, data, err := dcm.OpenPart10(bytes.NewReader(f.Data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := st.Ingest(ctx, store.Incoming{SOPClassUID: meta.MediaStorageSOPClassUID,
-			SOPInstanceUID: meta.MediaStorageSOPInstanceUID, TransferSyntaxUID: meta.TransferSyntaxUID, Source: "dimse"}, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		studyUID = res.Instance.StudyInstanceUID
+		studyUID = peertest.Ingest(t, st, f.Data, store.Incoming{Source: "dimse"}).StudyInstanceUID
 	}
 	if _, err := st.CountInstances(ctx); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/inference"
+	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/internal/refengine"
 	"github.com/radgate/radgate/phantom"
 	"github.com/radgate/radgate/sr"
@@ -42,16 +43,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	var series string
 	for _, in := range ins {
-		meta, data, err := dcm.OpenPart10(bytes.NewReader(in.Data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := st.Ingest(context.Background(), store.Incoming{SOPClassUID: meta.MediaStorageSOPClassUID,
-			SOPInstanceUID: meta.MediaStorageSOPInstanceUID, TransferSyntaxUID: meta.TransferSyntaxUID, Source: "dimse"}, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		series = res.Instance.SeriesInstanceUID
+		series = peertest.Ingest(t, st, in.Data, store.Incoming{Source: "dimse"}).SeriesInstanceUID
 	}
 	if _, err := st.CountInstances(context.Background()); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package study
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"regexp"
@@ -14,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/radgate/radgate/config"
-	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/inference"
+	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/phantom"
 	"github.com/radgate/radgate/store"
 )
@@ -135,18 +134,7 @@ func (f *fixture) ingest(ins ...phantom.Instance) time.Time {
 	f.t.Helper()
 	var last time.Time
 	for _, in := range ins {
-		meta, data, err := dcm.OpenPart10(bytes.NewReader(in.Data))
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		res, err := f.st.Ingest(context.Background(), store.Incoming{
-			SOPClassUID: meta.MediaStorageSOPClassUID, SOPInstanceUID: meta.MediaStorageSOPInstanceUID,
-			TransferSyntaxUID: meta.TransferSyntaxUID, CallingAE: "ORTHANC", CalledAE: "RADGATE", Source: "dimse",
-		}, data)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		last = res.Instance.ReceivedAt
+		last = peertest.Ingest(f.t, f.st, in.Data, store.Incoming{CallingAE: "ORTHANC", CalledAE: "RADGATE", Source: "dimse"}).ReceivedAt
 	}
 	if _, err := f.st.CountInstances(context.Background()); err != nil { // indexed
 		f.t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 
 	"github.com/radgate/radgate/api/kserve"
 	radgatev1 "github.com/radgate/radgate/api/radgate/v1"
-	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/inference"
 	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/internal/refengine"
@@ -365,14 +364,7 @@ func TestBenchmarkStored(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	spec := phantom.Spec{Kind: phantom.KindCTHead, Finding: phantom.None, Seed: 2, Slices: 4}
 	for _, in := range generate(t, spec) {
-		meta, data, err := dcm.OpenPart10(bytes.NewReader(in.Data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Ingest(ctx, store.Incoming{SOPClassUID: meta.MediaStorageSOPClassUID, SOPInstanceUID: meta.MediaStorageSOPInstanceUID,
-			TransferSyntaxUID: meta.TransferSyntaxUID, Source: "test"}, data); err != nil {
-			t.Fatal(err)
-		}
+		peertest.Ingest(t, st, in.Data, store.Incoming{Source: "test"})
 	}
 	// The index rows follow the acknowledgement within milliseconds.
 	deadline := time.Now().Add(10 * time.Second)

@@ -1,15 +1,18 @@
 package peertest
 
 import (
+	"bytes"
 	"database/sql"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"testing"
 
 	_ "modernc.org/sqlite" // the same SQLite radgate's store uses; read-only here
 
+	"github.com/radgate/radgate/dcm"
 	"github.com/radgate/radgate/store"
 )
 
@@ -93,4 +96,21 @@ func exportBlob(dataDir, key, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// Ingest stores a Part 10 file into st as a C-STORE would: in gives the
+// reception details (calling AE, source…), the file meta its SOP Class,
+// SOP Instance and transfer syntax. It returns the instance record.
+func Ingest(t testing.TB, st *store.Store, part10 []byte, in store.Incoming) store.Instance {
+	t.Helper()
+	meta, data, err := dcm.OpenPart10(bytes.NewReader(part10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.SOPClassUID, in.SOPInstanceUID, in.TransferSyntaxUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID
+	res, err := st.Ingest(t.Context(), in, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Instance
 }
