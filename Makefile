@@ -92,6 +92,7 @@ fuzz:
 	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJPEG$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJPEGLS$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./imaging/codec -run '^$$' -fuzz '^FuzzJ2K$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./kms -run '^$$' -fuzz '^FuzzParseURI$$' -fuzztime $(FUZZTIME)
 
 clean:
 	rm -rf bin

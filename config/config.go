@@ -42,6 +42,7 @@ type Config struct {
 	HTTPAddr        string
 	GRPCAddr        string
 	BlobKeyFile     string
+	BlobKMS         string
 	AuditRetention  time.Duration
 	AuditSyslog     string
 	AuditSyslogCA   string
@@ -212,6 +213,13 @@ func Settings() []Setting {
 		}},
 		{"blob_key_file", "", "key file (made by radgate keys init; mode 0600) whose key-encryption keys wrap a fresh AES-256-GCM data key per stored instance: every new instance is encrypted at rest (empty: stored in clear — the index, which holds patient names and IDs, is not encrypted by radgate either way)", func(c *Config, v string) error {
 			c.BlobKeyFile = v
+			return nil
+		}},
+		{"blob_kms", "", "PKCS #11 token (an HSM) whose AES key wraps each stored instance's data key instead of blob_key_file's keys, the key never leaving the token: an RFC 7512 URI pkcs11:token=LABEL;object=KEY?module-path=LIB&pin-source=PINFILE (made by radgate keys init --pkcs11 URI; rotate by making a new object and pointing this at it, keeping the old ones on the token)", func(c *Config, v string) error {
+			c.BlobKMS = v
+			if v != "" && !strings.HasPrefix(v, "pkcs11:") {
+				return errors.New("want a PKCS #11 URI, pkcs11:token=…;object=…?module-path=…&pin-source=…")
+			}
 			return nil
 		}},
 		{"audit_retention", "52608h", "how long the audit trail (data_dir/audit: PS3.15 A.5 messages, hash-chained) keeps its records; the default is six years counted generously (6×365 days + 2 leap days)", func(c *Config, v string) (err error) {
@@ -541,6 +549,9 @@ func Load(path string, environ []string, fs *flag.FlagSet) (*Config, error) {
 	}
 	if (c.AuthAuthorizeURL == "") != (c.AuthTokenURL == "") || c.AuthAuthorizeURL != "" && c.AuthJWKS == "" {
 		errs = append(errs, fmt.Errorf("%w: the page's sign-in needs auth_authorize_url, auth_token_url and auth_jwks together", ErrInvalid))
+	}
+	if c.BlobKeyFile != "" && c.BlobKMS != "" {
+		errs = append(errs, fmt.Errorf("%w: blob_key_file and blob_kms both set; the key-encryption keys come from one of them", ErrInvalid))
 	}
 	if c.TLSClientCA != "" && c.TLSCert == "" {
 		errs = append(errs, fmt.Errorf("%w: tls_client_ca needs tls_cert (client certificates are checked on the DIMSE TLS port)", ErrInvalid))

@@ -46,12 +46,21 @@ func TestValidationNamesSettingAndSource(t *testing.T) {
 		{"RADGATE_DIMSE_ALLOWED_PEERS=10.0.0.0/33", "dimse_allowed_peers"},
 		{"RADGATE_DUPLICATES=maybe", "duplicates"},
 		{"RADGATE_LOG_LEVEL=loud", "log_level"},
+		{"RADGATE_STUDY_RETENTION=-1h", "study_retention"},
+		{"RADGATE_BLOB_KMS=vault://kek", "blob_kms"},
 	}
 	for _, tc := range tests {
 		_, err := Load("", []string{tc.env}, nil)
 		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "from env") {
 			t.Errorf("%s: err = %v", tc.env, err)
 		}
+	}
+}
+
+func TestOneSourceOfKeys(t *testing.T) {
+	_, err := Load("", []string{"RADGATE_BLOB_KEY_FILE=/k", "RADGATE_BLOB_KMS=pkcs11:token=t;object=o?module-path=m&pin-source=p"}, nil)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "blob_key_file and blob_kms both set") {
+		t.Errorf("err = %v", err)
 	}
 }
 

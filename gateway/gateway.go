@@ -49,6 +49,7 @@ import (
 	"github.com/radgate/radgate/ingest"
 	"github.com/radgate/radgate/internal/stage"
 	"github.com/radgate/radgate/internal/tlsconf"
+	"github.com/radgate/radgate/kms"
 	"github.com/radgate/radgate/results"
 	"github.com/radgate/radgate/sr"
 	"github.com/radgate/radgate/store"
@@ -77,6 +78,8 @@ type Gateway struct {
 	// for rotations; keysFailing while the file is refused.
 	keys        *store.KeyFile
 	keysFailing atomic.Bool
+	// hsm holds the key-encryption key instead (nil: blob_kms unset).
+	hsm *kms.PKCS11
 	// trail is the audit trail (data_dir/audit).
 	trail    *audit.Trail
 	http     *http.Server
@@ -155,16 +158,27 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, version stri
 		Duplicates:       dup,
 		MaxInstanceBytes: cfg.MaxInstanceBytes,
 	}
-	if cfg.BlobKeyFile != "" {
+	switch {
+	case cfg.BlobKeyFile != "":
 		keys, err := store.OpenKeyFile(cfg.BlobKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: blob_key_file: %w", err)
 		}
 		scfg.Keys, g.keys = keys, keys
 		g.reg.MustRegister(g.keysMetric())
+	case cfg.BlobKMS != "":
+		uri, err := kms.ParseURI(cfg.BlobKMS)
+		if err == nil {
+			g.hsm, err = kms.Open(uri)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("gateway: blob_kms: %w", err)
+		}
+		scfg.Keys = g.hsm
 	}
 	st, err := store.Open(ctx, scfg, log, g.reg)
 	if err != nil {
+		g.closeAll()
 		return nil, fmt.Errorf("gateway: open store: %w", err)
 	}
 	g.store = st
@@ -483,9 +497,12 @@ func (g *Gateway) Banner(ctx context.Context) string {
 	}
 	fmt.Fprintf(&b, "  worklist    priority updates to %s\n", strings.Join(sinks, ", "))
 	n, _ := g.store.CountInstances(ctx)
-	atRest := "instances in clear (set blob_key_file)"
-	if c.BlobKeyFile != "" {
+	atRest := "instances in clear (set blob_key_file or blob_kms)"
+	switch {
+	case g.keys != nil:
 		atRest = "instances AES-256-GCM, keys " + c.BlobKeyFile
+	case g.hsm != nil:
+		atRest = "instances AES-256-GCM, key-encryption key " + g.hsm.Current() + " on PKCS #11 token " + g.hsm.Token()
 	}
 	fmt.Fprintf(&b, "  data        %s  (%d instances; %s; refuse below %d bytes free)\n", c.DataDir, n, atRest, c.MinFreeDisk)
 	retention := "studies kept until deleted (study_retention 0)"
@@ -679,6 +696,11 @@ func (g *Gateway) closeAll() {
 	if g.store != nil {
 		if err := g.store.Close(); err != nil {
 			g.log.Error("radgate: close store", "err", err)
+		}
+	}
+	if g.hsm != nil {
+		if err := g.hsm.Close(); err != nil {
+			g.log.Error("radgate: close PKCS #11 token", "err", err)
 		}
 	}
 }

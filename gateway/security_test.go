@@ -31,6 +31,7 @@ import (
 	"github.com/radgate/radgate/auth"
 	"github.com/radgate/radgate/auth/authtest"
 	"github.com/radgate/radgate/internal/peertest"
+	"github.com/radgate/radgate/kms"
 	"github.com/radgate/radgate/phantom"
 	"github.com/radgate/radgate/store"
 )
@@ -316,20 +317,13 @@ func TestPageSignIn(t *testing.T) {
 // TestBlobsEncryptedAtRest: with blob_key_file an instance received over
 // DIMSE is stored sealed — its patient's name is nowhere in the segment
 // files — and WADO-RS still serves it as sent.
-func TestBlobsEncryptedAtRest(t *testing.T) {
-	storescu := peertest.RequireTool(t, "storescu")
-	keyFile := filepath.Join(t.TempDir(), "radgate.keys")
-	if _, err := store.GenerateKeyFile(keyFile); err != nil {
-		t.Fatal(err)
-	}
-	data := t.TempDir()
-	g, _, _ := startGateway(t, "RADGATE_DATA_DIR="+data, "RADGATE_BLOB_KEY_FILE="+keyFile)
-	if b := g.Banner(context.Background()); !strings.Contains(b, "instances AES-256-GCM, keys "+keyFile) {
-		t.Errorf("banner:\n%s", b)
-	}
-	spec := phantom.Spec{Kind: phantom.KindCXR, Finding: phantom.Effusion, Seed: 21}
+// sendSealed sends the CXR phantom of seed to g with storescu, reads it
+// back over WADO-RS, and checks that no segment file under data holds its
+// patient's name in clear.
+func sendSealed(t *testing.T, g *Gateway, storescu, data string, seed uint64) {
+	t.Helper()
+	spec := phantom.Spec{Kind: phantom.KindCXR, Finding: phantom.Effusion, Seed: seed}
 	sendPhantom(t, g, storescu, spec)
-
 	// The index follows the acknowledgement by a moment.
 	var resp *http.Response
 	var body []byte
@@ -345,7 +339,7 @@ func TestBlobsEncryptedAtRest(t *testing.T) {
 			break
 		}
 	}
-	const name = "PHANTOM^CXR^21"
+	name := fmt.Sprintf("PHANTOM^CXR^%d", seed)
 	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(name)) {
 		t.Fatalf("WADO-RS of the sealed study: %s, %d bytes", resp.Status, len(body))
 	}
@@ -362,6 +356,60 @@ func TestBlobsEncryptedAtRest(t *testing.T) {
 			t.Errorf("%s holds the patient's name in clear", s)
 		}
 	}
+}
+
+// TestBlobsSealedByHSM: with blob_kms, the data keys are wrapped by a key
+// on a real PKCS #11 token (SoftHSM2) made by radgate keys init --pkcs11;
+// a DCMTK-sent instance reads back and is sealed on disk, and a restart
+// opens the store again through the token.
+func TestBlobsSealedByHSM(t *testing.T) {
+	storescu := peertest.RequireTool(t, "storescu")
+	h := peertest.NewSoftHSM(t)
+	uri := h.URI("kek-2026")
+	u, err := kms.ParseURI(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kms.GenerateKey(u); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	g, cancel, done := startGateway(t, "RADGATE_DATA_DIR="+data, "RADGATE_BLOB_KMS="+uri)
+	if b := g.Banner(context.Background()); !strings.Contains(b, "key-encryption key kek-2026 on PKCS #11 token radgate") {
+		t.Errorf("banner:\n%s", b)
+	}
+	sendSealed(t, g, storescu, data, 22)
+	cancel()
+	err = <-done
+	done <- err // for startGateway's cleanup
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _, _ = startGateway(t, "RADGATE_DATA_DIR="+data, "RADGATE_BLOB_KMS="+uri)
+	sendSealed(t, g, storescu, data, 23)
+	before := phantom.Spec{Kind: phantom.KindCXR, Finding: phantom.Effusion, Seed: 22}.StudyInstanceUID()
+	r, err := http.Get("http://" + g.HTTPAddr().String() + "/dicomweb/studies/" + before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusOK {
+		t.Errorf("WADO-RS after the restart of what was sealed before it: %s", r.Status)
+	}
+}
+
+func TestBlobsEncryptedAtRest(t *testing.T) {
+	storescu := peertest.RequireTool(t, "storescu")
+	keyFile := filepath.Join(t.TempDir(), "radgate.keys")
+	if _, err := store.GenerateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	g, _, _ := startGateway(t, "RADGATE_DATA_DIR="+data, "RADGATE_BLOB_KEY_FILE="+keyFile)
+	if b := g.Banner(context.Background()); !strings.Contains(b, "instances AES-256-GCM, keys "+keyFile) {
+		t.Errorf("banner:\n%s", b)
+	}
+	sendSealed(t, g, storescu, data, 21)
 
 	// radgate keys rotate while radgate runs: the new key is taken within
 	// seconds, and audited.

@@ -2,11 +2,12 @@
 # test-deps.sh — make sure the real peers the test suite talks to are installed.
 #
 # Checks for DCMTK, dicom3tools, Orthanc with its DICOMweb plugin, pydicom's
-# sample files, Chromium (headless, for the worklist page's browser test) and
-# a C compiler (for test/peers/bindlo.c). When something is
-# missing and we are root, runs `apt-get update` once and installs the Debian
-# packages; when not root, says what is missing and carries on: the tests that
-# need it skip with a message (or fail under RADGATE_REQUIRE_PEERS=1).
+# sample files, Chromium (headless, for the worklist page's browser test),
+# SoftHSM2 (a PKCS #11 token) and a C compiler (for test/peers/bindlo.c).
+# When something is missing and we are root, runs `apt-get update` once and
+# installs the Debian packages; when not root, says what is missing and
+# carries on: the tests that need it skip with a message (or fail under
+# RADGATE_REQUIRE_PEERS=1).
 #
 # With the argument `bench`, also what `make bench` needs to generate its
 # models and run the Node baseline: python3-torch, python3-torchvision,
@@ -52,6 +53,8 @@ need libxml2-utils xmllint command -v xmllint
 need trang trang command -v trang
 need rsyslog rsyslogd command -v rsyslogd
 need rsyslog-gnutls rsyslog-gtls test -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so
+# A real PKCS #11 token for the HSM key provider (kms/).
+need softhsm2 softhsm2 test -e /usr/lib/softhsm/libsofthsm2.so
 # The protobuf stubs' generator (scripts/gen-proto.sh; make check-generated).
 need protobuf-compiler protoc command -v protoc
 if [ "${1:-}" = bench ]; then

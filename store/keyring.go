@@ -20,9 +20,9 @@ import (
 // KeyProvider holds the key-encryption keys (KEKs) that wrap the data key
 // of each sealed record: envelope encryption, so that a KEK can be rotated
 // without re-encrypting what it sealed (NIST SP 800-57 Part 1 Rev. 5,
-// 6.1.1: key-wrapping keys). KeyFile is the built-in one; a KMS (Vault
-// transit, AWS KMS) can implement it, Wrap and Unwrap then being its
-// encrypt and decrypt calls.
+// 6.1.1: key-wrapping keys). KeyFile is the built-in one; kms.PKCS11
+// keeps the KEKs on an HSM, Wrap and Unwrap being the token's encrypt and
+// decrypt; a network KMS (Vault transit, AWS KMS) fits the same way.
 type KeyProvider interface {
 	// Current names the KEK that new records are sealed under.
 	Current() (id string)
@@ -243,7 +243,7 @@ func (kf *KeyFile) Wrap(_ context.Context, id string, dek []byte) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	return a.Seal(nil, nil, dek, wrapAAD(id)), nil
+	return a.Seal(nil, nil, dek, DataKeyAAD(id)), nil
 }
 
 // Unwrap opens what Wrap sealed under the KEK id.
@@ -252,7 +252,7 @@ func (kf *KeyFile) Unwrap(_ context.Context, id string, wrapped []byte) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	dek, err := a.Open(nil, nil, wrapped, wrapAAD(id))
+	dek, err := a.Open(nil, nil, wrapped, DataKeyAAD(id))
 	if err != nil {
 		return nil, fmt.Errorf("%w: the data key does not unwrap under key %q", ErrSealBroken, id)
 	}
@@ -269,7 +269,10 @@ func (kf *KeyFile) aead(id string) (cipher.AEAD, error) {
 	return a, nil
 }
 
-func wrapAAD(id string) []byte { return append([]byte(wrapLabel), id...) }
+// DataKeyAAD is the associated data a data key wrapped under the KEK id is
+// bound to (wrapLabel, then the id): a KeyProvider that wraps with an AEAD
+// uses it, so that a wrapped key moved under another id fails to unwrap.
+func DataKeyAAD(id string) []byte { return append([]byte(wrapLabel), id...) }
 
 // Reload reads the key file again, so that a KEK added by a rotation in
 // another process (radgate keys rotate while radgate runs) seals the new

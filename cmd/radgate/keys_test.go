@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/radgate/radgate/internal/peertest"
 	"github.com/radgate/radgate/store"
 )
 
@@ -73,5 +74,30 @@ func TestKeysCmd(t *testing.T) {
 	os.Chmod(loose, 0o644)
 	if code, _, errOut := runKeys("rotate", "--file", loose); code != 1 || !strings.Contains(errOut, "chmod 600") {
 		t.Errorf("rotate of a 0644 key file: exit %d, %q", code, errOut)
+	}
+}
+
+// TestKeysCmdPKCS11: keys init --pkcs11 makes the key on a real token
+// (SoftHSM2), once per label.
+func TestKeysCmdPKCS11(t *testing.T) {
+	h := peertest.NewSoftHSM(t)
+	uri := h.URI("kek-1")
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		out, err string
+	}{
+		{"init", []string{"keys", "init", "--pkcs11", uri}, 0, "created key kek-1 on token radgate", ""},
+		{"init again", []string{"keys", "init", "--pkcs11", uri}, 1, "", "already holds a key labelled"},
+		{"rotate", []string{"keys", "rotate", "--pkcs11", uri}, 2, "", "usage: radgate keys"},
+		{"both", []string{"keys", "init", "--pkcs11", uri, "--file", filepath.Join(t.TempDir(), "k")}, 2, "", "usage: radgate keys"},
+		{"bad URI", []string{"keys", "init", "--pkcs11", "pkcs11:token=radgate"}, 1, "", "object missing"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(out.String(), tc.out) || !strings.Contains(errOut.String(), tc.err) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, %q, %q", tc.name, code, &out, &errOut, tc.code, tc.out, tc.err)
+		}
 	}
 }

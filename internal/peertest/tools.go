@@ -33,7 +33,7 @@ var packageOf = map[string]string{
 	"dcmodify": "dcmtk", "dcmconv": "dcmtk", "dcmcjpeg": "dcmtk", "dcmcjpls": "dcmtk",
 	"dcmcrle": "dcmtk", "dsrdump": "dcmtk", "dciodvfy": "dicom3tools", "dcentvfy": "dicom3tools", "Orthanc": "orthanc",
 	"orthanc-dicomweb": "orthanc-dicomweb", "pydicom": "python3-pydicom", "hl7": "python3-hl7",
-	"cc": "gcc", "go": "golang",
+	"cc": "gcc", "go": "golang", "softhsm2-util": "softhsm2", "softhsm2": "softhsm2",
 	// Built by scripts/test-deps.sh with go install into bin/tools.
 	"grpcurl": "(go install) grpcurl", "ghz": "(go install) ghz",
 }
@@ -63,8 +63,8 @@ func Tool(name string) (string, error) {
 }
 
 // Missing returns the tools (executables, or the pseudo-tools
-// "orthanc-dicomweb", "pydicom" and "hl7" for data, plugins and Python
-// modules) that are not installed.
+// "orthanc-dicomweb", "pydicom", "hl7" and "softhsm2" for data, plugins,
+// Python modules and libraries) that are not installed.
 func Missing(tools ...string) []string {
 	var miss []string
 	for _, name := range tools {
@@ -74,6 +74,8 @@ func Missing(tools ...string) []string {
 			_, err = os.Stat(OrthancDicomWebPlugin)
 		case "pydicom":
 			_, err = os.Stat(filepath.Join(PydicomTestFiles, "CT_small.dcm"))
+		case "softhsm2":
+			_, err = os.Stat(SoftHSMModule)
 		case "hl7": // python3-hl7's MLLP server, for the system python3
 			if _, err = os.Stat(HL7Python); err == nil {
 				_, err = os.Stat(hl7Module)
