@@ -185,3 +185,44 @@ func TestPKCS11SealsTheStore(t *testing.T) {
 		t.Errorf("reading the sealed store without the token: %v, want ErrKeysRequired", err)
 	}
 }
+
+// BenchmarkWrap is the per-instance cost of sealing: one data key wrapped
+// and unwrapped, by the token (SoftHSM2) and, as the baseline, by a key
+// file in radgate's memory.
+func BenchmarkWrap(b *testing.B) {
+	ctx := context.Background()
+	h := peertest.NewSoftHSM(b)
+	uri, err := ParseURI(h.URI("kek-bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := GenerateKey(uri); err != nil {
+		b.Fatal(err)
+	}
+	p, err := Open(uri)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	kf, err := store.GenerateKeyFile(b.TempDir() + "/keys.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dek := bytes.Repeat([]byte{1}, 32)
+	for _, kp := range []struct {
+		name string
+		p    store.KeyProvider
+	}{{"keyfile", kf}, {"pkcs11", p}} {
+		b.Run(kp.name, func(b *testing.B) {
+			for b.Loop() {
+				w, err := kp.p.Wrap(ctx, kp.p.Current(), dek)
+				if err == nil {
+					_, err = kp.p.Unwrap(ctx, kp.p.Current(), w)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
