@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -244,9 +246,11 @@ func (s *Store) Purge(ctx context.Context, studyInstanceUID string) ([]Instance,
 }
 
 // erase erases purged records from the log and then forgets their keys. A
-// failure is logged and left to the next Open, which erases what the
-// erasure table still lists.
+// record a reader still has open (OpenBlob) is left to that reader's
+// Close, so that no reader ever meets erased bytes. A failure is logged and
+// left to the next Open, which erases what the erasure table still lists.
 func (s *Store) erase(ctx context.Context, keys []string) {
+	keys = s.open.doom(keys)
 	if len(keys) == 0 {
 		return
 	}
@@ -256,5 +260,80 @@ func (s *Store) erase(ctx context.Context, keys []string) {
 	}
 	if err != nil {
 		s.log.Warn("store: erasing purged records failed; retried at next start", "records", len(keys), "err", err)
+	}
+}
+
+// openBlobs counts the readers of each blob OpenBlob handed out, and the
+// blobs purged while read, erased when their last reader closes.
+type openBlobs struct {
+	mu     sync.Mutex
+	n      map[string]int
+	doomed map[string]bool
+}
+
+func (o *openBlobs) opened(key string) {
+	o.mu.Lock()
+	if o.n == nil {
+		o.n, o.doomed = map[string]int{}, map[string]bool{}
+	}
+	o.n[key]++
+	o.mu.Unlock()
+}
+
+// closed reports whether key was the last reader of a doomed blob: the
+// caller erases it.
+func (o *openBlobs) closed(key string) (erase bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n[key]--; o.n[key] > 0 {
+		return false
+	}
+	delete(o.n, key)
+	erase = o.doomed[key]
+	delete(o.doomed, key)
+	return erase
+}
+
+// doom returns the keys no reader has open; the others are erased by
+// their last reader's Close.
+func (o *openBlobs) doom(keys []string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	free := keys[:0:0]
+	for _, k := range keys {
+		if o.n[k] > 0 {
+			o.doomed[k] = true
+		} else {
+			free = append(free, k)
+		}
+	}
+	return free
+}
+
+// blobReader is a blob OpenBlob handed out.
+type blobReader struct {
+	io.ReadCloser
+	s    *Store
+	key  string
+	once sync.Once
+}
+
+func (r *blobReader) Close() error {
+	err := r.ReadCloser.Close()
+	r.once.Do(func() {
+		if r.s.open.closed(r.key) {
+			r.s.eraseClosed(r.key)
+		}
+	})
+	return err
+}
+
+// eraseClosed erases a purged record its last reader closed, unless the
+// Store is closed (the next Open erases it).
+func (s *Store) eraseClosed(key string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.closed {
+		s.erase(context.Background(), []string{key})
 	}
 }

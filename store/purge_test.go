@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -292,5 +293,48 @@ func TestPurgeWaitsForIndexing(t *testing.T) {
 	s.ix.mu.Unlock()
 	if _, err := s.Purge(ctx, testStudyUID); !errors.Is(err, ErrInFlight) {
 		t.Fatalf("purge while an instance waits for the index: %v, want ErrInFlight", err)
+	}
+}
+
+// TestPurgeWaitsForReaders: a blob being read when its study is purged
+// reads to its end unchanged; it is erased when the reader closes it.
+func TestPurgeWaitsForReaders(t *testing.T) {
+	ctx := context.Background()
+	f := newPurgeFixture(t, Config{})
+	s := f.s
+	in := f.a[1]
+	want := readBlob(t, s, in.BlobKey)
+	rc, err := s.OpenBlob(ctx, in.BlobKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 1000)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Work().Evaluate(ctx, purgeStudyA, f.a[len(f.a)-1].Seq, "unmatched", nil, Effects{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Purge(ctx, purgeStudyA); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(append(head, rest...), want) {
+		t.Fatalf("the blob read across the purge changed (%v)", err)
+	}
+	if keys, _ := LogRecords(f.dir); !slices.Contains(keys, in.BlobKey) {
+		t.Error("the record was erased under its reader")
+	}
+	if err := rc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := LogRecords(f.dir)
+	for _, a := range f.a {
+		if slices.Contains(keys, a.BlobKey) {
+			t.Errorf("record %s not erased after its reader closed", a.BlobKey)
+		}
+	}
+	if left, _ := s.index.Erasures(ctx); len(left) != 0 {
+		t.Errorf("erasures left: %v", left)
 	}
 }

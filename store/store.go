@@ -62,6 +62,7 @@ type Store struct {
 	m        *metrics
 	disk     diskGuard
 	locks    uidLocks
+	open     openBlobs     // the blobs OpenBlob's readers hold
 	seq      atomic.Uint64 // the last sequence number given to a record
 	lockFile *os.File      // flock on DataDir/lock, held until Close
 
@@ -721,14 +722,23 @@ func (s *Store) Instance(ctx context.Context, sopInstanceUID string) (Instance, 
 }
 
 // OpenBlob returns the Part 10 file stored under key (Instance.BlobKey),
-// byte for byte as Ingest wrote it. The caller closes it.
+// byte for byte as Ingest wrote it. The caller closes it. A purge of its
+// study meanwhile waits for the Close to erase it.
 func (s *Store) OpenBlob(ctx context.Context, key string) (io.ReadCloser, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
-	return s.blobs.Open(ctx, key)
+	s.open.opened(key)
+	rc, err := s.blobs.Open(ctx, key)
+	if err != nil {
+		if s.open.closed(key) {
+			s.erase(context.WithoutCancel(ctx), []string{key})
+		}
+		return nil, err
+	}
+	return &blobReader{ReadCloser: rc, s: s, key: key}, nil
 }
 
 // Writable is the readiness check: the data directory takes a new file,
