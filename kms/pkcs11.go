@@ -241,19 +241,24 @@ func (p *PKCS11) Unwrap(_ context.Context, id string, wrapped []byte) ([]byte, e
 		return nil, fmt.Errorf("%w: wrapped data key of %d bytes", store.ErrSealBroken, len(wrapped))
 	}
 	var dek []byte
+	var decErr error
 	err = p.with(func(sh pkcs11.SessionHandle) error {
 		params := pkcs11.NewGCMParams(wrapped[:gcmIVLen], store.DataKeyAAD(id), gcmTagBits)
 		defer params.Free()
 		if err := p.ctx.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
 			return err
 		}
-		dek, err = p.ctx.Decrypt(sh, wrapped[gcmIVLen:])
-		return err
+		dek, decErr = p.ctx.Decrypt(sh, wrapped[gcmIVLen:])
+		return nil
 	})
-	if err != nil {
-		// The token says CKR_ENCRYPTED_DATA_INVALID (or _LEN_RANGE) for
-		// what its key did not seal: a seal broken, or another key.
-		return nil, fmt.Errorf("%w: the data key does not unwrap under %q on token %q: %v", store.ErrSealBroken, id, p.uri.Token, err)
+	if err != nil { // the token failed, not the seal
+		return nil, fmt.Errorf("kms: token %q: unwrap under %q: %w", p.uri.Token, id, err)
+	}
+	if decErr != nil {
+		// What the key did not seal: a seal broken, or another key. Tokens
+		// differ in what they say (SoftHSM2: CKR_GENERAL_ERROR; the
+		// standard: CKR_ENCRYPTED_DATA_INVALID).
+		return nil, fmt.Errorf("%w: the data key does not unwrap under %q on token %q: %v", store.ErrSealBroken, id, p.uri.Token, decErr)
 	}
 	return dek, nil
 }
